@@ -1,0 +1,106 @@
+"""The ``cqrs`` command line: one entry point for every role and operation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from cqrs.errors import PipelineError
+from cqrs.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from deploy.stack.stack import ServiceState
+
+app = typer.Typer(
+    name="cqrs",
+    help="A Kafka-native CQRS / event-sourcing pipeline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+stack_app = typer.Typer(help="The local stack of real services.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start Kafka, PostgreSQL and OpenSearch (idempotent) and wait until ready."""
+    from deploy.stack import stack
+
+    states = stack.up(_settings(), _say)
+    _print_states(states)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop every service of the local stack; no process remains."""
+    from deploy.stack import stack
+
+    stack.down(_settings(), _say)
+
+
+@stack_app.command("status")
+def stack_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Say what runs, where it listens and where its log is; exit 1 unless all are ready."""
+    from deploy.stack import stack
+
+    states = stack.status(_settings())
+    if as_json:
+        payload = [{**state.__dict__, "log": str(state.log)} for state in states]
+        print(json.dumps(payload, indent=2))
+    else:
+        _print_states(states)
+    if not all(state.ready for state in states):
+        raise typer.Exit(1)
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the effective settings (secrets masked)."""
+    print(_settings().model_dump_json(indent=2))
+
+
+@app.command("demo")
+def demo() -> None:
+    """Run the main job on the local stack: bring it up and report its health."""
+    from deploy.stack import stack
+
+    settings = _settings()
+    states = stack.up(settings, _say)
+    _print_states(states)
+    if not all(state.ready for state in states):
+        raise typer.Exit(1)
+    _say("The local stack is up and healthy. Stop it with: cqrs stack down")
+
+
+def _print_states(states: Sequence[ServiceState]) -> None:
+    for state in states:
+        condition = "ready" if state.ready else ("NOT READY" if state.pid else "stopped")
+        pid = f"pid {state.pid}" if state.pid else "-"
+        _say(f"{state.name:<10} {condition:<9} {pid:<10} {state.address}")
+        _say(f"{'':<10} log: {state.log}")
+
+
+def main() -> None:
+    try:
+        app()
+    except PipelineError as error:
+        err.print(f"error: {error}", highlight=False, markup=False)
+        sys.exit(1)

