@@ -31,6 +31,9 @@ from pydantic_settings import (
 
 CONFIG_FILE_ENV = "CQRS_CONFIG_FILE"
 
+# What confluent-kafka accepts as a client configuration.
+KafkaConfig = dict[str, str | int | float | bool]
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -62,9 +65,9 @@ class KafkaSettings(_Section):
         description="Prepended to every topic and consumer group the product creates.",
     )
 
-    def confluent_config(self) -> dict[str, str]:
+    def confluent_config(self) -> KafkaConfig:
         """librdkafka properties for connection and security (no behaviour tuning)."""
-        config = {
+        config: KafkaConfig = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol.lower(),
             "client.id": self.client_id,
@@ -107,9 +110,7 @@ class PostgresSettings(_Section):
     database: str = "cqrs"
     user: str = "cqrs"
     password: SecretStr = SecretStr("cqrs")
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
-        "prefer"
-    )
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
     pool_min_size: int = 1
     pool_max_size: int = 4
 
@@ -199,15 +200,14 @@ def load_settings(**overrides: object) -> Settings:
     config_file = os.environ.get(CONFIG_FILE_ENV)
     if config_file and not Path(config_file).is_file():
         raise FileNotFoundError(
-            f"{CONFIG_FILE_ENV}={config_file} does not name a file; "
-            "create it or unset the variable"
+            f"{CONFIG_FILE_ENV}={config_file} does not name a file; create it or unset the variable"
         )
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
 def host_and_port(address: str) -> tuple[str, int]:
     """Split ``host:port`` or a URL into its host and port."""
-    first = address.split(",")[0].strip()
+    first = address.split(",", maxsplit=1)[0].strip()
     parsed = urlsplit(first if "://" in first else f"//{first}")
     if parsed.hostname is None or parsed.port is None:
         raise ValueError(f"expected host:port or a URL with a port, got {address!r}")

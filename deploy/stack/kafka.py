@@ -14,12 +14,21 @@ import logging
 import subprocess
 import uuid
 from pathlib import Path
+from typing import cast
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from cqrs.errors import StackError
-from cqrs.settings import host_and_port
+from cqrs.settings import KafkaConfig, host_and_port
 from deploy.stack.processes import LaunchSpec
 from deploy.stack.service import Port, Report, Service, tcp_open
 from deploy.stack.toolchain import Jdk, find_jdk, resolve_jars
@@ -178,16 +187,22 @@ class KafkaService(Service):
 
     def _round_trip(self) -> bool:
         """Produce a unique record to the health topic and read it back."""
-        config = {**self.settings.kafka.confluent_config(), "logger": _QUIET}
+        # librdkafka takes a logger object too, which its type hints do not admit.
+        config = cast(KafkaConfig, {**self.settings.kafka.confluent_config(), "logger": _QUIET})
         admin = AdminClient(config)
         if HEALTH_TOPIC not in admin.list_topics(timeout=3).topics:
             future = admin.create_topics([NewTopic(HEALTH_TOPIC, 1, 1)])[HEALTH_TOPIC]
             future.result(timeout=10)
         token = uuid.uuid4().bytes
         delivered: list[int] = []
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            offset = message.offset()
+            if error is None and offset is not None:
+                delivered.append(offset)
+
         producer = Producer({**config, "acks": "all"})
-        producer.produce(HEALTH_TOPIC, token,
-                         on_delivery=lambda err, msg: err or delivered.append(msg.offset()))
+        producer.produce(HEALTH_TOPIC, token, on_delivery=on_delivery)
         producer.flush(10)
         if not delivered:
             return False

@@ -7,6 +7,7 @@ time, so a pid recycled by the OS is never mistaken for our server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -127,17 +128,13 @@ def _port_owner(port: int) -> str:
 
 def _reap(pid: int) -> None:
     # When this process started the server (tests do), collect its exit status.
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _signal_group(group: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(group, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _group_alive(group: int) -> bool:
@@ -146,9 +143,7 @@ def _group_alive(group: int) -> bool:
     except ProcessLookupError:
         return False
     # Zombies (exited, not yet reaped by their parent) still count as members.
-    return any(
-        _is_live_member(process, group) for process in psutil.process_iter(["status"])
-    )
+    return any(_is_live_member(process, group) for process in psutil.process_iter(["status"]))
 
 
 def _is_live_member(process: psutil.Process, group: int) -> bool:

@@ -66,7 +66,7 @@ class Service(ABC):
     def probe(self) -> bool:
         """One real round trip through the service; never raises."""
 
-    def initialize(self) -> None:
+    def initialize(self) -> None:  # noqa: B027 - optional hook, most services need none
         """Runs once the first probe passes (e.g. create roles); idempotent."""
 
 

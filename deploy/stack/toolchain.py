@@ -75,9 +75,7 @@ def _read_jdk(home: Path) -> Jdk | None:
     return Jdk(home=home.resolve(), major=int(match.group(1)))
 
 
-def resolve_jars(
-    name: str, artifacts: list[str], lib_root: Path, repository: Path
-) -> Path:
+def resolve_jars(name: str, artifacts: list[str], lib_root: Path, repository: Path) -> Path:
     """Directory holding ``artifacts`` (``group:artifact:version``) and their runtime deps."""
     target = lib_root / name
     marker = target / ".resolved"

@@ -1,0 +1,40 @@
+# Two commands for a newcomer: `make demo` (set up, run the main job on the local
+# stack) and `make test` (set up, run every test against the real services).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup demo test lint up down status clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@command -v java >/dev/null || { echo "error: java not found; install a JDK 17+ (21+ for OpenSearch 3)"; exit 1; }
+	@command -v mvn >/dev/null || { echo "error: mvn not found; install Maven 3.6+"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+demo: setup
+	$(BIN)/cqrs demo
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+up: setup
+	$(BIN)/cqrs stack up
+
+down: setup
+	$(BIN)/cqrs stack down
+
+status: setup
+	$(BIN)/cqrs stack status
+
+clean: down
+	rm -rf .cqrs-stack
