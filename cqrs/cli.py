@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from cqrs.errors import PipelineError
 from cqrs.settings import Settings, load_settings
@@ -24,9 +23,6 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local stack of real services.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
-
-out = Console()
-err = Console(stderr=True)
 
 
 def _settings() -> Settings:
@@ -102,5 +98,5 @@ def main() -> None:
     try:
         app()
     except PipelineError as error:
-        err.print(f"error: {error}", highlight=False, markup=False)
+        print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(1)

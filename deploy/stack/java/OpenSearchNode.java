@@ -23,6 +23,8 @@ public final class OpenSearchNode {
         final String clusterName = args[3];
 
         final OpenSearchRunner runner = new OpenSearchRunner();
+        // No scan for a free port: the configured one is used, or start-up fails.
+        runner.setMaxHttpPort(-1);
         final CountDownLatch closed = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             try {
