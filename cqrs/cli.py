@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local stack of real services.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+schemas_app = typer.Typer(help="The Avro contracts and the schema registry.", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
 
 
 def _settings() -> Settings:
@@ -84,6 +86,48 @@ def demo() -> None:
     if not all(state.ready for state in states):
         raise typer.Exit(1)
     _say("The local stack is up and healthy. Stop it with: cqrs stack down")
+
+
+@app.command("registry")
+def registry() -> None:
+    """Serve the embedded Confluent-API schema registry where CQRS_REGISTRY__URL points."""
+    import logging
+
+    from schemas.registry.server import serve
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    serve(settings)
+
+
+@schemas_app.command("list")
+def schemas_list() -> None:
+    """Every local schema, its subject, and what the registry holds for it."""
+    from schemas import tooling
+
+    for line in tooling.list_lines(_settings()):
+        _say(line)
+
+
+@schemas_app.command("register")
+def schemas_register() -> None:
+    """Register every local schema under its topic's subject (sets new subjects' mode)."""
+    from schemas import tooling
+
+    for line in tooling.register_all(_settings()):
+        _say(line)
+
+
+@schemas_app.command("check")
+def schemas_check() -> None:
+    """Fail with a readable diff when a local schema is incompatible with the registry."""
+    from schemas import tooling
+
+    problems = tooling.check_all(_settings(), _say)
+    if problems:
+        _say(f"{problems} schema(s) incompatible with the registry")
+        raise typer.Exit(1)
+    _say("every local schema is compatible with the registry")
 
 
 def _print_states(states: Sequence[ServiceState]) -> None:

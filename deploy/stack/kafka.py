@@ -94,9 +94,10 @@ class KafkaService(Service):
         host, port = host_and_port(self.address())
         return [
             Port(host, port, "CQRS_KAFKA__BOOTSTRAP_SERVERS"),
-            Port(host, self.settings.stack.kafka_controller_port,
-                 "CQRS_STACK__KAFKA_CONTROLLER_PORT"),
-        ]  # fmt: skip
+            Port(
+                host, self.settings.stack.kafka_controller_port, "CQRS_STACK__KAFKA_CONTROLLER_PORT"
+            ),
+        ]
 
     @property
     def _major(self) -> int:
@@ -114,9 +115,11 @@ class KafkaService(Service):
         version = self.settings.stack.kafka_version
         report(f"resolving Kafka {version} jars (Maven)")
         resolve_jars(
-            self._jars.parent.name, self._artifacts(), self._jars.parent.parent,
+            self._jars.parent.name,
+            self._artifacts(),
+            self._jars.parent.parent,
             self.settings.stack.maven_repository,
-        )  # fmt: skip
+        )
         self._write_configs()
         if not (self.home / "data" / "meta.properties").exists():
             report("formatting KRaft storage")
@@ -136,10 +139,12 @@ class KafkaService(Service):
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         (self.home / "server.properties").write_text(
             _BROKER_CONFIG.format(
-                host=host, port=port, data_dir=self.home / "data",
+                host=host,
+                port=port,
+                data_dir=self.home / "data",
                 controller_port=self.settings.stack.kafka_controller_port,
             )
-        )  # fmt: skip
+        )
         # Both logging generations write to stdout, which the launcher sends to the log.
         (self.home / "log4j2.properties").write_text(_LOG4J2)
         (self.home / "log4j.properties").write_text(_LOG4J1)
@@ -147,19 +152,29 @@ class KafkaService(Service):
     def _java_command(self, main_class: str, *args: str) -> list[str]:
         return [
             str(self._jdk().java),
-            f"-Xms{self.settings.stack.kafka_heap}", f"-Xmx{self.settings.stack.kafka_heap}",
-            "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Xms{self.settings.stack.kafka_heap}",
+            f"-Xmx{self.settings.stack.kafka_heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
             f"-Dlog4j.configuration=file:{self.home / 'log4j.properties'}",
-            "-cp", f"{self._jars}/*", main_class, *args,
-        ]  # fmt: skip
+            "-cp",
+            f"{self._jars}/*",
+            main_class,
+            *args,
+        ]
 
     def _format_storage(self) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         command = self._java_command(
-            "kafka.tools.StorageTool", "format", "-t", cluster_id,
-            "-c", str(self.home / "server.properties"), "--ignore-formatted",
-        )  # fmt: skip
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.home / "server.properties"),
+            "--ignore-formatted",
+        )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise StackError(
@@ -206,8 +221,9 @@ class KafkaService(Service):
         producer.flush(10)
         if not delivered:
             return False
-        consumer = Consumer({**config, "group.id": "__cqrs_stack_health",
-                             "enable.auto.commit": False})  # fmt: skip
+        consumer = Consumer(
+            {**config, "group.id": "__cqrs_stack_health", "enable.auto.commit": False}
+        )
         try:
             consumer.assign([TopicPartition(HEALTH_TOPIC, 0, delivered[0])])
             message = consumer.poll(10)

@@ -70,16 +70,24 @@ class OpenSearchService(Service):
         native_access = ["--enable-native-access=ALL-UNNAMED"] if jdk.major >= 22 else []
         return LaunchSpec(
             argv=[
-                str(jdk.java), f"-Xms{heap}", f"-Xmx{heap}",
-                "-Dlog4j2.shutdownHookEnabled=false", "-Djava.awt.headless=true",
+                str(jdk.java),
+                f"-Xms{heap}",
+                f"-Xmx{heap}",
+                "-Dlog4j2.shutdownHookEnabled=false",
+                "-Djava.awt.headless=true",
                 *native_access,
-                "-cp", f"{self._jars}/*", str(LAUNCHER),
-                str(self.home / "cluster"), str(port), str(self._transport_port()), "cqrs-local",
+                "-cp",
+                f"{self._jars}/*",
+                str(LAUNCHER),
+                str(self.home / "cluster"),
+                str(port),
+                str(self._transport_port()),
+                "cqrs-local",
             ],
             cwd=self.home,
             log_path=self.log_path,
             stop_timeout_s=30.0,
-        )  # fmt: skip
+        )
 
     def probe(self) -> bool:
         try:

@@ -75,24 +75,41 @@ class PostgresService(Service):
         self._data.mkdir(mode=0o700, exist_ok=True)
         hand_over(self.home, user)
         self._run_tool(
-            "initdb", "-D", str(self._data), "-U", "postgres", "--encoding=UTF8",
-            "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
-        )  # fmt: skip
+            "initdb",
+            "-D",
+            str(self._data),
+            "-U",
+            "postgres",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        )
 
     def launch_spec(self) -> LaunchSpec:
         pg = self.settings.postgres
         return LaunchSpec(
             argv=[
-                str(BIN / "postgres"), "-D", str(self._data), "-p", str(pg.port),
-                "-h", pg.host, "-k", str(self._socket_dir),
-                "-c", "max_connections=200", "-c", "shared_buffers=128MB",
+                str(BIN / "postgres"),
+                "-D",
+                str(self._data),
+                "-p",
+                str(pg.port),
+                "-h",
+                pg.host,
+                "-k",
+                str(self._socket_dir),
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=128MB",
             ],
             cwd=self.home,
             log_path=self.log_path,
             user=self._user,
             stop_signal=signal.SIGINT,  # "fast" shutdown: roll back, checkpoint, exit
             stop_timeout_s=30.0,
-        )  # fmt: skip
+        )
 
     def probe(self) -> bool:
         pg = self.settings.postgres
@@ -107,29 +124,69 @@ class PostgresService(Service):
         """Create the read-model role and database, then prove they work over TCP."""
         pg = self.settings.postgres
         self._run_tool(
-            "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(self._socket_dir),
-            "-p", str(pg.port), "-U", "postgres", "-d", "postgres",
-            "-v", f"role={pg.user}", "-v", f"database={pg.database}",
-            "-v", f"password={pg.password.get_secret_value()}",
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            str(self._socket_dir),
+            "-p",
+            str(pg.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            f"role={pg.user}",
+            "-v",
+            f"database={pg.database}",
+            "-v",
+            f"password={pg.password.get_secret_value()}",
             stdin=_BOOTSTRAP_SQL,
-        )  # fmt: skip
+        )
         answer = self._run_tool(
-            "psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", pg.host, "-p", str(pg.port),
-            "-U", pg.user, "-d", pg.database, "-c", "SELECT current_user",
+            "psql",
+            "-X",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            pg.host,
+            "-p",
+            str(pg.port),
+            "-U",
+            pg.user,
+            "-d",
+            pg.database,
+            "-c",
+            "SELECT current_user",
             env={"PGPASSWORD": pg.password.get_secret_value(), "PGCONNECT_TIMEOUT": "5"},
-        )  # fmt: skip
+        )
         if answer.strip() != pg.user:
             raise StackError(f"PostgreSQL answered {answer!r} to the read-model role's query")
 
     def _superuser_sql(self, statement: str) -> str:
         return self._run_tool(
-            "psql", "-X", "-At", "-h", str(self._socket_dir), "-p",
-            str(self.settings.postgres.port), "-U", "postgres", "-d", "postgres",
-            "-c", statement, env={"PGCONNECT_TIMEOUT": "3"},
-        )  # fmt: skip
+            "psql",
+            "-X",
+            "-At",
+            "-h",
+            str(self._socket_dir),
+            "-p",
+            str(self.settings.postgres.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            statement,
+            env={"PGCONNECT_TIMEOUT": "3"},
+        )
 
-    def _run_tool(self, tool: str, *args: str, stdin: str | None = None,
-                  env: dict[str, str] | None = None) -> str:  # fmt: skip
+    def _run_tool(
+        self, tool: str, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+    ) -> str:
         result = subprocess.run(
             [str(BIN / tool), *args],
             input=stdin,

@@ -25,6 +25,7 @@ from deploy.stack.kafka import KafkaService
 from deploy.stack.opensearch import OpenSearchService
 from deploy.stack.postgres import PostgresService
 from deploy.stack.processes import ensure_port_free, launch, running_process, stop, tail
+from deploy.stack.registry import RegistryService
 from deploy.stack.service import Report, Service
 
 Progress = Callable[[str], None]
@@ -42,7 +43,12 @@ class ServiceState:
 
 def services(settings: Settings) -> list[Service]:
     """Every service of the local stack, in start order."""
-    return [KafkaService(settings), PostgresService(settings), OpenSearchService(settings)]
+    return [
+        KafkaService(settings),
+        RegistryService(settings),
+        PostgresService(settings),
+        OpenSearchService(settings),
+    ]
 
 
 def up(settings: Settings, progress: Progress) -> list[ServiceState]:

@@ -91,10 +91,14 @@ def resolve_jars(name: str, artifacts: list[str], lib_root: Path, repository: Pa
     target.mkdir(parents=True)
     (target / "pom.xml").write_text(_pom(name, artifacts))
     command = [
-        mvn, "-B", "-q", f"-Dmaven.repo.local={repository}",
-        "dependency:copy-dependencies", "-DincludeScope=runtime",
+        mvn,
+        "-B",
+        "-q",
+        f"-Dmaven.repo.local={repository}",
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
         f"-DoutputDirectory={target / 'jars'}",
-    ]  # fmt: skip
+    ]
     result = subprocess.run(command, cwd=target, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         errors = [line for line in result.stdout.splitlines() if "[ERROR]" in line][:3]

@@ -23,10 +23,22 @@ KEYS = [b"alpha", b"beta", b"gamma"]
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "faust", "-A", "tests.integration.apps.faust_counter",
-             "worker", "--without-web", "-l", "info"],
-            cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "faust",
+                "-A",
+                "tests.integration.apps.faust_counter",
+                "worker",
+                "--without-web",
+                "-l",
+                "info",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
@@ -54,8 +66,9 @@ def _value(consumer: Consumer) -> str | None:
     return None if value is None else value.decode()
 
 
-def _collect(consumer: Consumer, expected: int, worker: subprocess.Popen[bytes],
-             log: Path) -> list[str]:  # fmt: skip
+def _collect(
+    consumer: Consumer, expected: int, worker: subprocess.Popen[bytes], log: Path
+) -> list[str]:
     values: list[str] = []
     deadline = time.monotonic() + 120
     while len(values) < expected and time.monotonic() < deadline:
@@ -88,10 +101,14 @@ def test_table_is_restored_from_changelog_after_restart(
         "SMOKE_IN": source,
         "SMOKE_OUT": output,
     }
-    consumer = Consumer({
-        **local_stack.kafka.confluent_config(), "group.id": f"smoke-{uuid.uuid4().hex}",
-        "auto.offset.reset": "earliest", "isolation.level": "read_committed",
-    })  # fmt: skip
+    consumer = Consumer(
+        {
+            **local_stack.kafka.confluent_config(),
+            "group.id": f"smoke-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
     consumer.subscribe([output])
     log = tmp_path / "worker.log"
     try:

@@ -20,9 +20,10 @@ def index(client: OpenSearch, unique_name: Callable[[str], str]) -> Iterator[str
     name = unique_name("smoke")
     client.indices.create(
         index=name,
-        body={"mappings": {"properties": {"customer": {"type": "keyword"},
-                                          "notes": {"type": "text"}}}},
-    )  # fmt: skip
+        body={
+            "mappings": {"properties": {"customer": {"type": "keyword"}, "notes": {"type": "text"}}}
+        },
+    )
     yield name
     client.indices.delete(index=name)
 

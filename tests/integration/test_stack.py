@@ -28,9 +28,12 @@ def test_a_second_up_only_probes_running_services(local_stack: Settings) -> None
 def test_status_reports_every_service_ready_as_json(local_stack: Settings) -> None:
     result = subprocess.run(
         [sys.executable, "-c", "from cqrs.cli import main; main()", "stack", "status", "--json"],
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     states = json.loads(result.stdout)
-    assert {state["name"] for state in states} == {"kafka", "postgres", "opensearch"}
+    assert {state["name"] for state in states} == {"kafka", "registry", "postgres", "opensearch"}
     assert all(state["ready"] and state["pid"] for state in states)

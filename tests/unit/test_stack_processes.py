@@ -46,8 +46,9 @@ def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
 
     assert stop(pid_path) is True
 
-    assert not any(member.is_running() and member.status() != psutil.STATUS_ZOMBIE
-                   for member in members)  # fmt: skip
+    assert not any(
+        member.is_running() and member.status() != psutil.STATUS_ZOMBIE for member in members
+    )
     assert not pid_path.exists()
     assert stop(pid_path) is False
 
@@ -55,8 +56,12 @@ def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
 def test_stop_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path: Path) -> None:
     pid_path = tmp_path / "server.pid"
     script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
-    spec = LaunchSpec(argv=[sys.executable, "-c", script], cwd=tmp_path,
-                      log_path=tmp_path / "log", stop_timeout_s=1.0)  # fmt: skip
+    spec = LaunchSpec(
+        argv=[sys.executable, "-c", script],
+        cwd=tmp_path,
+        log_path=tmp_path / "log",
+        stop_timeout_s=1.0,
+    )
     pid = launch(spec, pid_path)
     time.sleep(0.5)
     started = time.monotonic()
@@ -68,15 +73,26 @@ def test_stop_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path: Path) -> No
 def test_a_recycled_pid_is_not_mistaken_for_the_server(tmp_path: Path) -> None:
     pid_path = tmp_path / "server.pid"
     # Our own pid is alive, but with another start time: the record is stale.
-    pid_path.write_text(json.dumps({"pid": psutil.Process().pid, "create_time": 1.0,
-                                    "stop_signal": 15, "stop_timeout_s": 1}))  # fmt: skip
+    pid_path.write_text(
+        json.dumps(
+            {
+                "pid": psutil.Process().pid,
+                "create_time": 1.0,
+                "stop_signal": 15,
+                "stop_timeout_s": 1,
+            }
+        )
+    )
     assert running_process(pid_path) is None
     assert not pid_path.exists()
 
 
 def test_launch_writes_output_to_the_log(tmp_path: Path) -> None:
-    spec = LaunchSpec(argv=["sh", "-c", "echo hello from the server"], cwd=tmp_path,
-                      log_path=tmp_path / "logs" / "server.log")  # fmt: skip
+    spec = LaunchSpec(
+        argv=["sh", "-c", "echo hello from the server"],
+        cwd=tmp_path,
+        log_path=tmp_path / "logs" / "server.log",
+    )
     launch(spec, tmp_path / "pid")
     deadline = time.monotonic() + 5
     while "hello" not in tail(spec.log_path) and time.monotonic() < deadline:

@@ -51,8 +51,9 @@ def test_resolved_jars_are_not_resolved_again(
     target.mkdir(parents=True)
     (target / ".resolved").write_text("org.apache.kafka:kafka_2.13:4.3.1")
     monkeypatch.setenv("PATH", "/nonexistent")  # Maven would be needed to resolve anything
-    jars = resolve_jars("kafka", ["org.apache.kafka:kafka_2.13:4.3.1"], tmp_path / "lib",
-                        tmp_path / "repo")  # fmt: skip
+    jars = resolve_jars(
+        "kafka", ["org.apache.kafka:kafka_2.13:4.3.1"], tmp_path / "lib", tmp_path / "repo"
+    )
     assert jars == target / "jars"
 
 

@@ -1,0 +1,3 @@
+from cqrs.cli import main
+
+main()

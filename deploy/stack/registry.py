@@ -1,0 +1,42 @@
+"""The project's embedded schema registry, as a process of the local stack."""
+
+from __future__ import annotations
+
+import sys
+
+import httpx
+
+from cqrs.settings import host_and_port
+from deploy.stack.processes import LaunchSpec
+from deploy.stack.service import Port, Report, Service
+
+
+class RegistryService(Service):
+    name = "registry"
+    description = "schema registry (embedded, Confluent API)"
+    depends_on = ("kafka",)
+
+    def address(self) -> str:
+        return self.settings.registry.url
+
+    def ports(self) -> list[Port]:
+        host, port = host_and_port(self.address())
+        return [Port(host, port, "CQRS_REGISTRY__URL")]
+
+    def prepare(self, report: Report) -> None:
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+
+    def launch_spec(self) -> LaunchSpec:
+        return LaunchSpec(
+            argv=[sys.executable, "-m", "cqrs", "registry"],
+            cwd=self.home,
+            log_path=self.log_path,
+            stop_timeout_s=15.0,
+        )
+
+    def probe(self) -> bool:
+        try:
+            response = httpx.get(f"{self.address().rstrip('/')}/config", timeout=3.0)
+            return response.status_code == 200 and "compatibilityLevel" in response.json()
+        except (httpx.HTTPError, ValueError):
+            return False

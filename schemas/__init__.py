@@ -1,0 +1,1 @@
+"""Avro contracts, their Confluent wire-format codec, the registry client and server, upcasters."""

@@ -1,0 +1,1 @@
+"""The embedded Confluent-API schema registry: state, Kafka-backed log, HTTP API."""

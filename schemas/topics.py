@@ -1,0 +1,85 @@
+"""Which records travel on which topic, and how each topic is configured.
+
+One table for the whole product: the processors create their topics from it at
+start-up, the schema commands register subjects from it, and the Kubernetes
+topic manifests are generated from it, so the three can never drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas.catalog import SchemaCatalog
+from schemas.compatibility import CompatibilityMode
+
+COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    records_under: str  # a record's full name, or a namespace whose records all travel here
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+    compatibility: CompatibilityMode = CompatibilityMode.BACKWARD
+    key: str = ""  # what the key is, for humans
+
+    def records(self, catalog: SchemaCatalog) -> list[str]:
+        return [
+            name
+            for name in catalog.records()
+            if name == self.records_under or name.startswith(self.records_under + ".")
+        ]
+
+
+def topic_specs(partitions: int = 6) -> list[TopicSpec]:
+    return [
+        TopicSpec(
+            "commands",
+            "cqrs.commands",
+            partitions,
+            {"retention.ms": "604800000"},
+            CompatibilityMode.BACKWARD_TRANSITIVE,
+            "aggregate id",
+        ),
+        TopicSpec(
+            "command-results",
+            "cqrs.envelope.CommandResult",
+            partitions,
+            {"retention.ms": "604800000"},
+            CompatibilityMode.BACKWARD,
+            "command id",
+        ),
+        TopicSpec(
+            "events",
+            "cqrs.events",
+            partitions,
+            {"retention.ms": "-1"},
+            CompatibilityMode.BACKWARD_TRANSITIVE,
+            "aggregate id",
+        ),
+        TopicSpec(
+            "order-summary",
+            "cqrs.views.OrderSummary",
+            partitions,
+            COMPACTED,
+            CompatibilityMode.BACKWARD,
+            "order id",
+        ),
+        TopicSpec(
+            "inventory-levels",
+            "cqrs.views.InventoryLevel",
+            partitions,
+            COMPACTED,
+            CompatibilityMode.BACKWARD,
+            "sku",
+        ),
+        TopicSpec(
+            "sales-analytics",
+            "cqrs.views.SalesWindow",
+            partitions,
+            COMPACTED,
+            CompatibilityMode.BACKWARD,
+            "granularity/window start/sku",
+        ),
+    ]
