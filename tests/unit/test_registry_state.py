@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -65,12 +66,13 @@ def test_malformed_schema_is_422_42201() -> None:
 def test_unknown_subject_version_and_id_are_404_with_their_codes() -> None:
     state = RegistryState()
     write(state, state.register("s", schema("a")))
-    for call, code in [
+    calls: list[tuple[Callable[[], object], int]] = [
         (lambda: state.live_versions("nope"), 40401),
         (lambda: state.version("s", "7"), 40402),
         (lambda: state.schema(99), 40403),
         (lambda: state.find("s", schema("zzz")), 40403),
-    ]:
+    ]
+    for call, code in calls:
         with pytest.raises(ApiError) as raised:
             call()
         assert (raised.value.status, raised.value.code) == (404, code)
