@@ -37,8 +37,8 @@ def list_lines(settings: Settings) -> Iterator[str]:
         yield f"{record:<42} r{catalog.revision(record)}  {subject:<58} {state}"
 
 
-def register_all(settings: Settings) -> Iterator[str]:
-    catalog = SchemaCatalog()
+def register_all(settings: Settings, catalog: SchemaCatalog | None = None) -> Iterator[str]:
+    catalog = catalog or SchemaCatalog()
     registry = RegistryClient(settings.registry)
     known = set(registry.subjects())
     for spec, record, subject in _subjects(settings, catalog):
@@ -48,9 +48,11 @@ def register_all(settings: Settings) -> Iterator[str]:
         yield f"{subject:<58} id {schema_id} ({spec.compatibility.value})"
 
 
-def check_all(settings: Settings, say: Callable[[str], None]) -> int:
+def check_all(
+    settings: Settings, say: Callable[[str], None], catalog: SchemaCatalog | None = None
+) -> int:
     """Print a diff and the reasons for every incompatible schema; return how many."""
-    catalog = SchemaCatalog()
+    catalog = catalog or SchemaCatalog()
     registry = RegistryClient(settings.registry)
     known = set(registry.subjects())
     failures = 0

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from cqrs.settings import Settings
+from schemas.catalog import SCHEMA_ROOT, SchemaCatalog
+from schemas.registry_client import RegistryClient
 
 TopicFactory = Callable[..., str]
 
@@ -36,3 +42,33 @@ def new_topic(
     if created:
         for future in kafka_admin.delete_topics(created).values():
             future.result(timeout=30)
+
+
+@pytest.fixture
+def registry(local_stack: Settings) -> Iterator[RegistryClient]:
+    client = RegistryClient(local_stack.registry)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def catalog() -> SchemaCatalog:
+    return SchemaCatalog()
+
+
+@pytest.fixture
+def evolved_catalog(
+    tmp_path: Path,
+) -> Callable[[str, Callable[[dict[str, Any]], None]], SchemaCatalog]:
+    """A copy of the local contracts with one schema changed by ``change``."""
+
+    def make(full_name: str, change: Callable[[dict[str, Any]], None]) -> SchemaCatalog:
+        root = tmp_path / "avro"
+        shutil.copytree(SCHEMA_ROOT, root, dirs_exist_ok=True)
+        path = root / SchemaCatalog().path(full_name).relative_to(SCHEMA_ROOT)
+        definition = json.loads(path.read_text())
+        change(definition)
+        path.write_text(json.dumps(definition))
+        return SchemaCatalog(root)
+
+    return make

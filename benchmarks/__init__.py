@@ -1,0 +1,1 @@
+"""Performance measurements, run on demand (not part of the test suite)."""
