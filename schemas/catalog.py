@@ -134,7 +134,7 @@ def _full_name(name: str, namespace: str | None) -> str:
     return name if "." in name or not namespace else f"{namespace}.{name}"
 
 
-def _inline(  # noqa: PLR0911 - one return per kind of Avro type
+def _inline(
     node: Any,
     namespace: str | None,
     files: Mapping[str, SchemaFile],
