@@ -135,6 +135,29 @@ class SearchSettings(_Section):
     index_prefix: str = "cqrs"
 
 
+class ProcessorSettings(_Section):
+    """The Faust workers (command processor, process managers)."""
+
+    app_id: str = "cqrs-command-processor"
+    store: str = Field(
+        default="memory://",
+        description="Table store: memory:// (tables restored from changelogs at start) "
+        "or rocksdb:// (needs the rocksdb extra) for large state.",
+    )
+    datadir: Path = Path(".cqrs-data")
+    partitions: int = Field(default=6, description="Partitions of the topics the product creates.")
+    replication_factor: int = 1
+    commit_interval_s: float = Field(
+        default=0.1,
+        description="How often the exactly-once transaction commits; results become "
+        "visible at commit, so this bounds command latency.",
+    )
+    dedup_window: int = Field(
+        default=1000, description="Command ids remembered per aggregate for idempotency."
+    )
+    web_port: int = 6066
+
+
 class StackSettings(_Section):
     """The local stack of real services (``cqrs stack``); unused in production."""
 
@@ -176,6 +199,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    processor: ProcessorSettings = Field(default_factory=ProcessorSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -23,6 +23,7 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
     compatibility: CompatibilityMode = CompatibilityMode.BACKWARD
     key: str = ""  # what the key is, for humans
+    dead_letter: bool = False  # raw copies of records that could not be processed
 
     def records(self, catalog: SchemaCatalog) -> list[str]:
         return [
@@ -33,6 +34,7 @@ class TopicSpec:
 
 
 def topic_specs(partitions: int = 6) -> list[TopicSpec]:
+    """Every topic the product owns; names are prefixed with ``kafka.topic_prefix`` in use."""
     return [
         TopicSpec(
             "commands",

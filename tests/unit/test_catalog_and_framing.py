@@ -79,7 +79,7 @@ def test_self_contained_schemas_parse_with_apache_avro(catalog: SchemaCatalog) -
 
 def test_every_topic_carries_records_and_every_message_has_a_topic(catalog: SchemaCatalog) -> None:
     routed = {record for spec in topic_specs() for record in spec.records(catalog)}
-    assert all(spec.records(catalog) for spec in topic_specs())
+    assert all(spec.records(catalog) for spec in topic_specs() if not spec.dead_letter)
     messages = set(catalog.records("cqrs.commands.")) | set(catalog.records("cqrs.events."))
     assert messages <= routed
 

@@ -1,0 +1,58 @@
+"""The Faust app every worker runs, configured from the settings.
+
+Exactly-once is on: for each input partition Faust keeps one transactional
+producer, and the events, the command result, the table's changelog write and
+the consumed offset are committed in one Kafka transaction. The commit
+interval bounds how long a result waits to become visible (read_committed).
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import faust
+
+from cqrs.settings import Settings
+
+
+def create_app(settings: Settings, app_id: str | None = None) -> faust.App:
+    processor = settings.processor
+    return faust.App(
+        app_id or processor.app_id,
+        broker=[
+            f"kafka://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")
+        ],
+        broker_credentials=_credentials(settings),
+        processing_guarantee="exactly_once",
+        store=processor.store,
+        datadir=str(processor.datadir),
+        topic_partitions=processor.partitions,
+        topic_replication_factor=processor.replication_factor,
+        broker_commit_interval=processor.commit_interval_s,
+        broker_commit_every=1000,
+        table_standby_replicas=0,
+        web_enabled=False,
+        # Faust's own codecs never touch our topics: every topic and table uses "raw".
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+    )
+
+
+def _credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    kafka = settings.kafka
+    context = None
+    if kafka.security_protocol in {"SSL", "SASL_SSL"}:
+        context = ssl.create_default_context(
+            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None
+        )
+        if kafka.ssl_certfile and kafka.ssl_keyfile:
+            context.load_cert_chain(str(kafka.ssl_certfile), str(kafka.ssl_keyfile))
+    if kafka.sasl_mechanism and kafka.sasl_username and kafka.sasl_password:
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value(),
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context) if context else None

@@ -1,0 +1,80 @@
+"""The command processor agent: one writer per aggregate id, state in a Faust table.
+
+The agent only orchestrates: read the command, look its aggregate up, let the
+``CommandProcessor`` decide, and send what comes back. Records that are not
+decidable commands go to the dead-letter topic (and, when they carry a command
+id, get a rejection); they never stop the partition and never produce events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import faust
+from faust.types import EventT, TableT, TopicT
+
+from processors.command_processing import (
+    AggregateRecord,
+    CommandProcessor,
+    InputRejectedError,
+    dead_letter_headers,
+)
+
+log = logging.getLogger("cqrs.command_processor")
+TABLE_NAME = "aggregates"
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    events: TopicT
+    results: TopicT
+    dead_letters: TopicT
+
+
+def register_command_agent(
+    app: faust.App, processor: CommandProcessor, topics: dict[str, str]
+) -> TableT[bytes, bytes]:
+    commands = app.topic(topics["commands"])
+    outputs = _Outputs(
+        app.topic(topics["events"]),
+        app.topic(topics["command-results"]),
+        app.topic(topics["commands-dlq"]),
+    )
+    table: TableT[bytes, bytes] = app.Table(
+        TABLE_NAME, default=None, key_serializer="raw", value_serializer="raw"
+    )
+
+    @app.agent(commands, name="command-processor")
+    async def process_commands(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            await _process(event, processor, table, outputs)
+            yield None
+
+    return table
+
+
+async def _process(
+    event: EventT[bytes], processor: CommandProcessor, table: TableT[bytes, bytes], out: _Outputs
+) -> None:
+    message = event.message
+    try:
+        incoming = processor.read(event.value)
+    except InputRejectedError as error:
+        log.warning(
+            "dead-lettering %s[%s]@%s: %s", message.topic, message.partition, message.offset, error
+        )
+        answer = processor.rejection_for(error)
+        if answer is not None:
+            await out.results.send(key=answer[0], value=answer[1])
+        headers = dead_letter_headers(error, message.topic, message.partition, message.offset)
+        await out.dead_letters.send(key=event.key, value=event.value or b"", headers=headers)
+        return
+    stored = table.get(incoming.table_key)
+    outcome = processor.process(incoming, AggregateRecord.from_bytes(stored) if stored else None)
+    for key, value in outcome.events:
+        await out.events.send(key=key, value=value)
+    await out.results.send(key=outcome.result_key, value=outcome.result)
+    if outcome.record is not None:
+        table[incoming.table_key] = outcome.record.to_bytes()

@@ -1,0 +1,323 @@
+"""Deciding one command: decode, deduplicate, check the version, decide, evolve, encode.
+
+No Faust here: the agent hands in the raw record and the aggregate's stored
+record, and gets back what to write. Everything a command leads to (events,
+result, new state) is returned together, so the agent can write it in one
+Kafka transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aggregates.errors import DomainError, check_expected_version
+from processors.messages import COMMAND_TYPES, KINDS, AggregateKind, event_name
+from processors.structs import build, plain
+from schemas.errors import SerializationError
+from schemas.serde import AvroSerde
+
+RESULT_RECORD = "cqrs.envelope.CommandResult"
+EVENT_ID_NAMESPACE = uuid.UUID("6b1f3a52-3c1e-4d8e-9a57-0c3e3c0f2b11")
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Envelope:
+    command_id: str
+    aggregate_id: str
+    correlation_id: str
+    causation_id: str | None
+    expected_version: int | None
+    issued_at: datetime
+    issued_by: str
+
+
+@dataclass(frozen=True)
+class IncomingCommand:
+    avro_name: str
+    kind: AggregateKind
+    command: Any
+    envelope: Envelope
+
+    @property
+    def table_key(self) -> bytes:
+        return f"{self.kind.name}:{self.envelope.aggregate_id}".encode()
+
+
+class InputRejectedError(Exception):
+    """A record on the commands topic that cannot be decided; goes to the dead-letter topic."""
+
+    def __init__(
+        self,
+        code: str,
+        reason: str,
+        command_id: str | None = None,
+        aggregate_id: str | None = None,
+        command_type: str = "",
+    ) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code, self.reason = code, reason
+        self.command_id, self.aggregate_id, self.command_type = (
+            command_id,
+            aggregate_id,
+            command_type,
+        )
+
+
+@dataclass
+class AggregateRecord:
+    """What the table holds per aggregate: state, version and recent results (dedup)."""
+
+    kind: str
+    version: int
+    state: Any
+    recent: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {
+                "kind": self.kind,
+                "version": self.version,
+                "state": plain(self.state),
+                "recent": self.recent,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AggregateRecord:
+        raw = json.loads(data)
+        kind = KINDS[raw["kind"]]
+        return cls(
+            raw["kind"], raw["version"], build(type(kind.initial), raw["state"]), raw["recent"]
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    record: AggregateRecord | None  # None: nothing to store (a repeated command)
+    events: list[tuple[bytes, bytes]]  # (key, value)
+    result_key: bytes
+    result: bytes
+    accepted: bool
+
+
+class CommandProcessor:
+    def __init__(
+        self,
+        serde: AvroSerde,
+        topics: dict[str, str],
+        clock: Clock | None = None,
+        dedup_window: int = 1000,
+    ) -> None:
+        self._serde = serde
+        self._events_topic = topics["events"]
+        self._results_topic = topics["command-results"]
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._dedup_window = dedup_window
+
+    # -- input ------------------------------------------------------------------
+
+    def read(self, value: bytes | None) -> IncomingCommand:
+        """The command in a record; InputRejectedError when it is not a decidable command."""
+        if value is None:
+            raise InputRejectedError("EMPTY_RECORD", "the record has no value")
+        try:
+            decoded = self._serde.decode(value)
+        except SerializationError as error:
+            raise InputRejectedError(error.code, str(error)) from error
+        found = decoded.value.get("metadata")
+        metadata: dict[str, Any] = found if isinstance(found, dict) else {}
+        command_id = metadata.get("command_id")
+        aggregate_id = metadata.get("aggregate_id")
+        if decoded.full_name not in COMMAND_TYPES:
+            raise InputRejectedError(
+                "UNKNOWN_COMMAND_TYPE",
+                f"{decoded.full_name} is not a command this processor handles",
+                command_id or None,
+                aggregate_id,
+                decoded.full_name,
+            )
+        if not command_id or not str(command_id).strip():
+            raise InputRejectedError(
+                "MISSING_COMMAND_ID",
+                "metadata.command_id is empty",
+                None,
+                aggregate_id,
+                decoded.full_name,
+            )
+        if not aggregate_id or not str(aggregate_id).strip():
+            raise InputRejectedError(
+                "MISSING_AGGREGATE_ID",
+                "metadata.aggregate_id is empty",
+                command_id,
+                None,
+                decoded.full_name,
+            )
+        kind, command_class = COMMAND_TYPES[decoded.full_name]
+        payload = {k: v for k, v in decoded.value.items() if k != "metadata"}
+        try:
+            command: Any = build(command_class, payload)
+        except (TypeError, ValueError, KeyError) as error:
+            raise InputRejectedError(
+                "INVALID_COMMAND",
+                f"payload does not fit {command_class.__name__}: {error}",
+                command_id,
+                aggregate_id,
+                decoded.full_name,
+            ) from error
+        envelope = Envelope(
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+            correlation_id=metadata.get("correlation_id") or command_id,
+            causation_id=metadata.get("causation_id"),
+            expected_version=metadata.get("expected_version"),
+            issued_at=metadata["issued_at"],
+            issued_by=metadata.get("issued_by", ""),
+        )
+        return IncomingCommand(decoded.full_name, kind, command, envelope)
+
+    def rejection_for(self, error: InputRejectedError) -> tuple[bytes, bytes] | None:
+        """The command result answering a rejected input, when it carried a command id."""
+        if not error.command_id:
+            return None
+        result = self._result(
+            error.command_id,
+            command_type=error.command_type,
+            aggregate_id=error.aggregate_id,
+            version=None,
+            event_ids=[],
+            rejection={"code": error.code, "reason": error.reason, "current_version": None},
+        )
+        return error.command_id.encode(), self._encode_result(result)
+
+    # -- decision ---------------------------------------------------------------
+
+    def process(self, incoming: IncomingCommand, stored: AggregateRecord | None) -> Outcome:
+        """Everything one command leads to; repeats get their original answer and no events."""
+        kind, envelope = incoming.kind, incoming.envelope
+        record = stored or AggregateRecord(kind.name, 0, kind.initial)
+        if envelope.command_id in record.recent:
+            original = record.recent[envelope.command_id]
+            return Outcome(
+                None,
+                [],
+                envelope.command_id.encode(),
+                self._encode_result(original),
+                original["status"] == "ACCEPTED",
+            )
+        try:
+            check_expected_version(envelope.expected_version, record.version)
+            domain_events = kind.decide(record.state, incoming.command)
+        except DomainError as error:
+            rejection = {
+                "code": error.code,
+                "reason": error.reason,
+                "current_version": record.version,
+            }
+            return self._conclude(incoming, record, [], rejection)
+        state, events = record.state, []
+        for index, domain_event in enumerate(domain_events):
+            state = kind.evolve(state, domain_event)
+            sequence = record.version + index + 1
+            event_id = str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{envelope.command_id}/{index}"))
+            value = {
+                "metadata": self._event_metadata(incoming, event_id, sequence),
+                **plain(domain_event),
+            }
+            encoded = self._serde.encode(self._events_topic, event_name(domain_event), value)
+            events.append((event_id, encoded))
+        updated = AggregateRecord(kind.name, record.version + len(events), state, record.recent)
+        return self._conclude(incoming, updated, events, None)
+
+    def _conclude(
+        self,
+        incoming: IncomingCommand,
+        record: AggregateRecord,
+        events: list[tuple[str, bytes]],
+        rejection: dict[str, Any] | None,
+    ) -> Outcome:
+        envelope = incoming.envelope
+        result = self._result(
+            envelope.command_id,
+            command_type=incoming.avro_name,
+            aggregate_id=envelope.aggregate_id,
+            version=None if rejection else record.version,
+            event_ids=[event_id for event_id, _ in events],
+            rejection=rejection,
+        )
+        key = envelope.aggregate_id.encode()
+        return Outcome(
+            record=self._remember(record, envelope.command_id, result),
+            events=[(key, encoded) for _, encoded in events],
+            result_key=envelope.command_id.encode(),
+            result=self._encode_result(result),
+            accepted=rejection is None,
+        )
+
+    def _event_metadata(
+        self, incoming: IncomingCommand, event_id: str, sequence: int
+    ) -> dict[str, Any]:
+        envelope = incoming.envelope
+        return {
+            "event_id": event_id,
+            "aggregate_type": incoming.kind.name,
+            "aggregate_id": envelope.aggregate_id,
+            "sequence": sequence,
+            "command_id": envelope.command_id,
+            "correlation_id": envelope.correlation_id,
+            "causation_id": envelope.command_id,
+            "occurred_at": envelope.issued_at,
+            "recorded_at": self._clock(),
+        }
+
+    def _result(
+        self,
+        command_id: str,
+        *,
+        command_type: str,
+        aggregate_id: str | None,
+        version: int | None,
+        event_ids: list[str],
+        rejection: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        return {
+            "command_id": command_id,
+            "command_type": command_type,
+            "aggregate_id": aggregate_id,
+            "status": "REJECTED" if rejection else "ACCEPTED",
+            "version": version,
+            "event_ids": event_ids,
+            "rejection": rejection,
+            "processed_at": int(self._clock().timestamp() * 1000),
+        }
+
+    def _encode_result(self, result: dict[str, Any]) -> bytes:
+        return self._serde.encode(self._results_topic, RESULT_RECORD, result)
+
+    def _remember(
+        self, record: AggregateRecord, command_id: str, result: dict[str, Any]
+    ) -> AggregateRecord:
+        recent = {**record.recent, command_id: result}
+        while len(recent) > self._dedup_window:
+            recent.pop(next(iter(recent)))
+        return AggregateRecord(record.kind, record.version, record.state, recent)
+
+
+def dead_letter_headers(
+    error: Exception, topic: str, partition: int, offset: int
+) -> list[tuple[str, bytes]]:
+    code = getattr(error, "code", type(error).__name__)
+    return [
+        ("error.class", type(error).__name__.encode()),
+        ("error.code", str(code).encode()),
+        ("error.message", str(error)[:2000].encode()),
+        ("original.topic", topic.encode()),
+        ("original.partition", str(partition).encode()),
+        ("original.offset", str(offset).encode()),
+    ]
