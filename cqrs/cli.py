@@ -130,6 +130,70 @@ def schemas_check() -> None:
     _say("every local schema is compatible with the registry")
 
 
+@app.command("worker")
+def worker() -> None:
+    """Run the command processor (Faust, exactly-once) until stopped."""
+    import logging
+
+    from processors.worker import build_command_worker, run
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call is noise
+    run(build_command_worker(settings), settings.log_level)
+
+
+@app.command("send")
+def send(  # noqa: PLR0917 - typer maps each parameter to an option
+    command: Annotated[str, typer.Argument(help="Command name, e.g. PlaceOrder.")],
+    aggregate_id: Annotated[str, typer.Option("--aggregate-id", "-a", help="Target aggregate.")],
+    payload: Annotated[
+        str, typer.Option("--json", help="Command fields as JSON (no metadata).")
+    ] = "{}",
+    expected_version: Annotated[
+        int | None, typer.Option(help="Optimistic concurrency check.")
+    ] = None,
+    command_id: Annotated[
+        str | None, typer.Option(help="Idempotency key (default: random).")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the command's result.")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the result.")] = 30.0,
+) -> None:
+    """Send one command; prints its result (exit 2 when rejected)."""
+    from cqrs.client import CommandClient
+
+    try:
+        fields = json.loads(payload)
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"--json is not valid JSON: {error}") from error
+    client = CommandClient(_settings())
+    try:
+        if not wait:
+            _say(
+                client.send(
+                    command,
+                    aggregate_id,
+                    fields,
+                    command_id=command_id,
+                    expected_version=expected_version,
+                )
+            )
+            return
+        result = client.send_and_wait(
+            command,
+            aggregate_id,
+            fields,
+            timeout_s=timeout,
+            command_id=command_id,
+            expected_version=expected_version,
+        )
+    finally:
+        client.close()
+    print(json.dumps(result.__dict__, indent=2))
+    if not result.accepted:
+        raise typer.Exit(2)
+
+
 def _print_states(states: Sequence[ServiceState]) -> None:
     for state in states:
         condition = "ready" if state.ready else ("NOT READY" if state.pid else "stopped")

@@ -84,4 +84,12 @@ def topic_specs(partitions: int = 6) -> list[TopicSpec]:
             CompatibilityMode.BACKWARD,
             "granularity/window start/sku",
         ),
+        TopicSpec(
+            "commands-dlq",
+            "",
+            partitions,
+            {"retention.ms": "-1"},
+            key="original key",
+            dead_letter=True,
+        ),
     ]
