@@ -43,7 +43,10 @@ def register_command_agent(
         app.topic(topics["commands-dlq"]),
     )
     table: TableT[bytes, bytes] = app.Table(
-        TABLE_NAME, default=None, key_type=bytes, value_type=bytes  # bytes → "raw" codec
+        TABLE_NAME,
+        default=None,
+        key_type=bytes,
+        value_type=bytes,  # bytes → "raw" codec
     )
 
     @app.agent(commands, name="command-processor")
