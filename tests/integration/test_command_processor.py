@@ -94,16 +94,15 @@ def read_topic(
         }
     )
     consumer.subscribe([settings.kafka.topic_prefix + topic])
-    records = []
+    records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
     last = time.monotonic()
     try:
         while time.monotonic() - last < idle_s:
             message = consumer.poll(0.3)
             if message is None or message.error():
                 continue
-            records.append(
-                (message.key() or b"", message.value() or b"", list(message.headers() or []))
-            )
+            headers = [(str(name), bytes(value or b"")) for name, value in message.headers() or []]
+            records.append((message.key() or b"", message.value() or b"", headers))
             last = time.monotonic()
     finally:
         consumer.close()
