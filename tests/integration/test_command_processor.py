@@ -101,7 +101,10 @@ def read_topic(
             message = consumer.poll(0.3)
             if message is None or message.error():
                 continue
-            headers = [(str(name), bytes(value or b"")) for name, value in message.headers() or []]
+            headers: list[tuple[str, bytes]] = []
+            for header in message.headers() or []:
+                name, value = header[0], header[1]
+                headers.append((str(name), value if isinstance(value, bytes) else b""))
             records.append((message.key() or b"", message.value() or b"", headers))
             last = time.monotonic()
     finally:
