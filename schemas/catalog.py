@@ -124,13 +124,14 @@ def _read_files(root: Path) -> Iterator[SchemaFile]:
             raise SchemaCatalogError(f"{path}: not JSON: {error}") from error
         if not isinstance(definition, dict) or "name" not in definition:
             raise SchemaCatalogError(f"{path}: expected one named type (record, enum, fixed)")
-        full_name = _full_name(definition["name"], definition.get("namespace"))
+        full_name = qualified_name(definition["name"], definition.get("namespace"))
         if path.stem != full_name.rsplit(".", 1)[-1]:
             raise SchemaCatalogError(f"{path}: file name must be the type's name ({full_name})")
         yield SchemaFile(full_name, path, definition)
 
 
-def _full_name(name: str, namespace: str | None) -> str:
+def qualified_name(name: str, namespace: str | None) -> str:
+    """Avro's rule: a dotted name is already full; otherwise it takes the namespace."""
     return name if "." in name or not namespace else f"{namespace}.{name}"
 
 
@@ -145,7 +146,7 @@ def _inline(
     if isinstance(node, str):
         if node in PRIMITIVES:
             return node
-        name = _full_name(node, namespace)
+        name = qualified_name(node, namespace)
         if name in defined:
             return name
         if name not in files:
@@ -157,7 +158,7 @@ def _inline(
         return node
     kind = node.get("type")
     if kind in {"record", "error", "enum", "fixed"}:
-        full = _full_name(node["name"], node.get("namespace", namespace))
+        full = qualified_name(node["name"], node.get("namespace", namespace))
         defined.add(full)
         out = {**node, "name": full}
         out.pop("namespace", None)

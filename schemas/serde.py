@@ -20,7 +20,7 @@ from typing import Any
 import fastavro
 from fastavro.types import Schema as ParsedSchema
 
-from schemas.catalog import SchemaCatalog, revision_of
+from schemas.catalog import SchemaCatalog, qualified_name, revision_of
 from schemas.errors import (
     AvroDecodeError,
     AvroEncodeError,
@@ -138,7 +138,7 @@ class AvroSerde:
         writer_json = json.loads(self._registry.schema_by_id(schema_id))
         if not isinstance(writer_json, dict) or writer_json.get("type") != "record":
             raise UnknownRecordTypeError(f"schema id {schema_id} is not an Avro record schema")
-        full_name = _full_name(writer_json)
+        full_name = qualified_name(str(writer_json["name"]), writer_json.get("namespace"))
         if full_name not in self._catalog:
             raise UnknownRecordTypeError(
                 f"schema id {schema_id} writes {full_name}, which this build has no schema for"
@@ -172,9 +172,3 @@ class AvroSerde:
             ) from error
         assert isinstance(conformed, dict)
         return conformed
-
-
-def _full_name(schema: Mapping[str, Any]) -> str:
-    name = str(schema["name"])
-    namespace = schema.get("namespace")
-    return name if "." in name or not namespace else f"{namespace}.{name}"

@@ -29,8 +29,8 @@ from confluent_kafka.cimpl import NewTopic
 
 from cqrs.errors import StackError
 from cqrs.settings import KafkaConfig, host_and_port
-from deploy.stack.processes import LaunchSpec
-from deploy.stack.service import Port, Report, Service, tcp_open
+from deploy.stack.processes import LaunchSpec, tcp_open
+from deploy.stack.service import Port, Report, Service
 from deploy.stack.toolchain import Jdk, find_jdk, resolve_jars
 
 HEALTH_TOPIC = "__cqrs_stack_health"

@@ -16,8 +16,8 @@ import subprocess
 from pathlib import Path
 
 from cqrs.errors import StackError
-from deploy.stack.processes import LaunchSpec
-from deploy.stack.service import Port, Report, Service, hand_over, tcp_open, unprivileged_user
+from deploy.stack.processes import LaunchSpec, tcp_open
+from deploy.stack.service import Port, Report, Service, hand_over, unprivileged_user
 
 
 def _server_binaries() -> Path:

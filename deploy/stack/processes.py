@@ -96,14 +96,19 @@ def stop(pid_path: Path) -> bool:
 
 def ensure_port_free(host: str, port: int, what: str, setting: str) -> None:
     """Fail with a one-line, actionable error when someone else listens on the port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        if probe.connect_ex((host, port)) != 0:
-            return
+    if not tcp_open(host, port):
+        return
     raise PrerequisiteError(
         f"port {port} on {host} is taken by another process ({_port_owner(port)}); "
         f"stop it or set {setting} to move the {what} elsewhere"
     )
+
+
+def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on the port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout)
+        return probe.connect_ex((host, port)) == 0
 
 
 def tail(path: Path, lines: int = 15) -> str:

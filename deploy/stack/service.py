@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
 import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -68,12 +67,6 @@ class Service(ABC):
 
     def initialize(self) -> None:  # noqa: B027 - optional hook, most services need none
         """Runs once the first probe passes (e.g. create roles); idempotent."""
-
-
-def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(timeout)
-        return probe.connect_ex((host, port)) == 0
 
 
 def unprivileged_user(name: str) -> str | None:

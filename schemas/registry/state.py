@@ -118,10 +118,14 @@ class RegistryState:
 
     def find(self, subject: str, schema_text: str, include_deleted: bool = False) -> SchemaVersion:
         wanted = canonical(validated(schema_text))
-        for candidate in self.live_versions(subject, include_deleted):
-            if canonical(candidate.schema) == wanted:
-                return candidate
-        raise ApiError(404, SCHEMA_NOT_FOUND, "Schema not found")
+        found = self._match(self.live_versions(subject, include_deleted), wanted)
+        if found is None:
+            raise ApiError(404, SCHEMA_NOT_FOUND, "Schema not found")
+        return found
+
+    @staticmethod
+    def _match(versions: list[SchemaVersion], wanted: str) -> SchemaVersion | None:
+        return next((v for v in versions if canonical(v.schema) == wanted), None)
 
     def check(self, subject: str, schema_text: str, version: str | None) -> list[str]:
         """Why ``schema_text`` is incompatible with the subject (per its mode), if it is."""
@@ -141,10 +145,10 @@ class RegistryState:
 
     def register(self, subject: str, schema_text: str) -> tuple[int, list[LogRecord]]:
         schema_text = validated(schema_text)
-        try:
-            return self.find(subject, schema_text).id, []
-        except ApiError:
-            pass
+        live = [v for v in self.subjects.get(subject, {}).values() if not v.deleted]
+        existing = self._match(live, canonical(schema_text))
+        if existing is not None:
+            return existing.id, []
         problems = incompatibilities(schema_text, self._live_texts(subject), self.mode(subject))
         if problems:
             raise ApiError(
