@@ -143,6 +143,19 @@ def worker() -> None:
     run(build_command_worker(settings), settings.log_level)
 
 
+@app.command("saga")
+def saga() -> None:
+    """Run the order fulfilment process manager (Faust, exactly-once) until stopped."""
+    import logging
+
+    from processors.worker import build_fulfilment_worker, run
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    run(build_fulfilment_worker(settings), settings.log_level)
+
+
 @app.command("send")
 def send(  # noqa: PLR0917 - typer maps each parameter to an option
     command: Annotated[str, typer.Argument(help="Command name, e.g. PlaceOrder.")],

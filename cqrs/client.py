@@ -58,6 +58,9 @@ class CommandClient:
             {
                 **settings.kafka.confluent_config(),
                 "enable.idempotence": True,
+                # Kafka's default (Java, Faust) partitioner: one partition per aggregate
+                # whoever produces; librdkafka's own default would place keys elsewhere.
+                "partitioner": "murmur2_random",
                 "acks": "all",
                 "linger.ms": 2,
             }

@@ -138,7 +138,15 @@ class SearchSettings(_Section):
 class ProcessorSettings(_Section):
     """The Faust workers (command processor, process managers)."""
 
-    app_id: str = "cqrs-command-processor"
+    app_id: str = Field(
+        default="cqrs-command-processor",
+        description="Faust app id of the command processor: its consumer group and the "
+        "prefix of its table changelog topics.",
+    )
+    saga_app_id: str = Field(
+        default="cqrs-fulfilment",
+        description="Faust app id (and consumer group) of the fulfilment process manager.",
+    )
     store: str = Field(
         default="memory://",
         description="Table store: memory:// (tables restored from changelogs at start) "
@@ -156,6 +164,27 @@ class ProcessorSettings(_Section):
         default=1000, description="Command ids remembered per aggregate for idempotency."
     )
     web_port: int = 6066
+
+
+class ObservabilitySettings(_Section):
+    """The metrics and health endpoints every long-running process serves."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(
+        default=9400,
+        ge=0,
+        le=65535,
+        description="Port of /metrics, /livez and /readyz; 0 picks a free port "
+        "(for several processes on one host).",
+    )
+    liveness_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="/livez fails once the main loop has not beaten for this long.",
+    )
+    lag_interval_s: float = Field(
+        default=15.0, gt=0, description="How often `cqrs lag serve` measures consumer lag."
+    )
 
 
 class StackSettings(_Section):
@@ -200,6 +229,7 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     processor: ProcessorSettings = Field(default_factory=ProcessorSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

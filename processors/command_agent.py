@@ -64,6 +64,7 @@ async def _process(
     message = event.message
     try:
         incoming = processor.read(event.value)
+        processor.check_placement(incoming, event.key, message.partition)
     except InputRejectedError as error:
         log.warning(
             "dead-lettering %s[%s]@%s: %s", message.topic, message.partition, message.offset, error

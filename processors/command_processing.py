@@ -17,6 +17,7 @@ from typing import Any
 
 from aggregates.errors import DomainError, check_expected_version
 from processors.messages import COMMAND_TYPES, KINDS, AggregateKind, event_name
+from processors.partitioning import partition_for
 from processors.structs import build, plain
 from schemas.errors import SerializationError
 from schemas.serde import AvroSerde
@@ -114,8 +115,10 @@ class CommandProcessor:
         topics: dict[str, str],
         clock: Clock | None = None,
         dedup_window: int = 1000,
+        command_partitions: int | None = None,
     ) -> None:
         self._serde = serde
+        self._command_partitions = command_partitions
         self._events_topic = topics["events"]
         self._results_topic = topics["command-results"]
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -181,6 +184,34 @@ class CommandProcessor:
             issued_by=metadata.get("issued_by", ""),
         )
         return IncomingCommand(decoded.full_name, kind, command, envelope)
+
+    def check_placement(self, incoming: IncomingCommand, key: bytes | None, partition: int) -> None:
+        """One writer per aggregate holds only if every producer keys and partitions alike.
+
+        A command keyed by something else than its aggregate id, or placed by a
+        partitioner other than Kafka's default murmur2 (librdkafka's default is
+        CRC32), would be decided by a second writer with a second copy of the
+        state; it is rejected instead.
+        """
+        aggregate_id = incoming.envelope.aggregate_id
+        details = (incoming.envelope.command_id, aggregate_id, incoming.avro_name)
+        if key != aggregate_id.encode():
+            raise InputRejectedError(
+                "KEY_MISMATCH",
+                f"the record key must be the aggregate id {aggregate_id!r}, got {key!r}",
+                *details,
+            )
+        if self._command_partitions is None:
+            return
+        expected = partition_for(key, self._command_partitions)
+        if partition != expected:
+            raise InputRejectedError(
+                "WRONG_PARTITION",
+                f"aggregate {aggregate_id!r} belongs on partition {expected}, not {partition}; "
+                "produce with Kafka's murmur2 partitioner (confluent-kafka: "
+                "partitioner=murmur2_random)",
+                *details,
+            )
 
     def rejection_for(self, error: InputRejectedError) -> tuple[bytes, bytes] | None:
         """The command result answering a rejected input, when it carried a command id."""

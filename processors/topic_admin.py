@@ -38,3 +38,13 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> l
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
     return [topic.topic for topic in wanted]
+
+
+def partition_count(settings: Settings, logical_name: str) -> int:
+    """How many partitions a product topic really has (it may predate the settings)."""
+    name = settings.kafka.topic_prefix + logical_name
+    admin = AdminClient(settings.kafka.confluent_config())
+    topic = admin.list_topics(name, timeout=15).topics.get(name)
+    if topic is None or topic.error is not None or not topic.partitions:
+        raise KafkaException(f"topic {name} is missing; start a worker to create it")
+    return len(topic.partitions)

@@ -8,24 +8,44 @@ from cqrs.settings import Settings
 from processors.app import create_app
 from processors.command_agent import register_command_agent
 from processors.command_processing import CommandProcessor
-from processors.topic_admin import ensure_topics, topic_names
+from processors.fulfilment_agent import register_fulfilment_agents
+from processors.fulfilment_processing import FulfilmentProcessor
+from processors.topic_admin import ensure_topics, partition_count, topic_names
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
 from schemas.tooling import register_all
 
 
-def build_command_worker(settings: Settings) -> faust.App:
-    """The command processor app, with its topics created and schemas registered."""
+def _prepared_serde(settings: Settings) -> AvroSerde:
+    """Topics created and schemas registered (failing fast on an incompatible change)."""
     ensure_topics(settings)
     catalog = SchemaCatalog()
-    list(register_all(settings, catalog))  # fail fast on an incompatible schema change
-    serde = AvroSerde(RegistryClient(settings.registry), catalog, auto_register=False)
+    list(register_all(settings, catalog))
+    return AvroSerde(RegistryClient(settings.registry), catalog, auto_register=False)
+
+
+def build_command_worker(settings: Settings) -> faust.App:
+    """The command processor app: one writer per aggregate, exactly-once."""
+    serde = _prepared_serde(settings)
     processor = CommandProcessor(
-        serde, topic_names(settings), dedup_window=settings.processor.dedup_window
+        serde,
+        topic_names(settings),
+        dedup_window=settings.processor.dedup_window,
+        command_partitions=partition_count(settings, "commands"),
     )
     app = create_app(settings)
     register_command_agent(app, processor, topic_names(settings))
+    return app
+
+
+def build_fulfilment_worker(settings: Settings) -> faust.App:
+    """The order fulfilment process manager: events in, commands out, exactly-once."""
+    serde = _prepared_serde(settings)
+    topics = topic_names(settings)
+    processor = FulfilmentProcessor(serde, topics["commands"])
+    app = create_app(settings, settings.processor.saga_app_id)
+    register_fulfilment_agents(app, processor, topics)
     return app
 
 

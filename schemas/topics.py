@@ -85,7 +85,22 @@ def topic_specs(partitions: int = 6) -> list[TopicSpec]:
             "granularity/window start/sku",
         ),
         TopicSpec(
+            "fulfilment-inbox",
+            "",  # the events' own bytes, re-keyed: no subjects of its own
+            partitions,
+            {"retention.ms": "604800000"},
+            key="order id",
+        ),
+        TopicSpec(
             "commands-dlq",
+            "",
+            partitions,
+            {"retention.ms": "-1"},
+            key="original key",
+            dead_letter=True,
+        ),
+        TopicSpec(
+            "events-dlq",
             "",
             partitions,
             {"retention.ms": "-1"},

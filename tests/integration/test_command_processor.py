@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
+import zlib
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from cqrs.client import CommandClient
 from cqrs.settings import Settings
+from processors.partitioning import partition_for
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
+from tests.integration.pipeline import Pipeline, wait_until
 
 ADDRESS = {
     "name": "Ada",
@@ -29,101 +26,26 @@ ADDRESS = {
 }
 
 
-class Worker:
-    def __init__(self, settings: Settings, env: dict[str, str], log: Path) -> None:
-        self.settings, self.env, self.log = settings, env, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "cqrs", "worker"],
-                env={**os.environ, **self.env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 90
-        while "Worker]: Ready" not in self.log.read_text(errors="replace"):
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "worker not ready:\n" + self.log.read_text()[-3000:]
-            time.sleep(0.3)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
 @pytest.fixture(scope="module")
-def worker(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    run = uuid.uuid4().hex[:8]
-    env = {
-        "CQRS_KAFKA__TOPIC_PREFIX": f"cp-{run}-",
-        "CQRS_PROCESSOR__APP_ID": f"cp-{run}",
-        "CQRS_PROCESSOR__PARTITIONS": "3",
-        "CQRS_PROCESSOR__DATADIR": str(tmp_path_factory.mktemp("worker")),
-    }
-    settings = local_stack.model_copy(
-        update={"kafka": local_stack.kafka.model_copy(update={"topic_prefix": f"cp-{run}-"})}
+def pipeline(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    pipeline = Pipeline.create(
+        local_stack, tmp_path_factory.mktemp("logs"), tmp_path_factory.mktemp("state")
     )
-    worker = Worker(settings, env, tmp_path_factory.mktemp("logs") / "worker.log")
+    worker = pipeline.process("worker", name="worker")
     worker.start()
-    yield worker
+    yield pipeline
     worker.stop()
 
 
 @pytest.fixture(scope="module")
-def client(worker: Worker) -> Iterator[CommandClient]:
-    client = CommandClient(worker.settings)
+def client(pipeline: Pipeline) -> Iterator[CommandClient]:
+    client = CommandClient(pipeline.settings)
     yield client
     client.close()
 
 
-def read_topic(
-    settings: Settings, topic: str, idle_s: float = 2.0
-) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
-    consumer = Consumer(
-        {
-            **settings.kafka.confluent_config(),
-            "group.id": uuid.uuid4().hex,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-    )
-    consumer.subscribe([settings.kafka.topic_prefix + topic])
-    records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
-    last = time.monotonic()
-    try:
-        while time.monotonic() - last < idle_s:
-            message = consumer.poll(0.3)
-            if message is None or message.error():
-                continue
-            headers: list[tuple[str, bytes]] = []
-            for header in message.headers() or []:
-                name, value = header[0], header[1]
-                headers.append((str(name), value if isinstance(value, bytes) else b""))
-            records.append((message.key() or b"", message.value() or b"", headers))
-            last = time.monotonic()
-    finally:
-        consumer.close()
-    return records
-
-
-def events_of(settings: Settings, aggregate_id: str) -> list[dict[str, Any]]:
-    serde = AvroSerde(RegistryClient(settings.registry), SchemaCatalog(), auto_register=False)
-    decoded = [
-        serde.decode(value)
-        for key, value, _ in read_topic(settings, "events")
-        if key == aggregate_id.encode()
-    ]
-    return [{"type": d.full_name.rsplit(".", 1)[-1], **d.value} for d in decoded]
-
-
 def test_commands_yield_results_and_gap_free_events_keyed_by_aggregate(
-    client: CommandClient, worker: Worker
+    client: CommandClient, pipeline: Pipeline
 ) -> None:
     sku, order_id = f"sku-{uuid.uuid4().hex[:6]}", f"o-{uuid.uuid4().hex[:6]}"
     results = [
@@ -144,7 +66,7 @@ def test_commands_yield_results_and_gap_free_events_keyed_by_aggregate(
     assert [r.status for r in results] == ["ACCEPTED"] * 5
     assert [r.version for r in results] == [1, 2, 3, 4, 1]
 
-    item_events = events_of(worker.settings, sku)
+    item_events = pipeline.events(sku)
     assert [e["type"] for e in item_events] == [
         "ItemRegistered",
         "StockAdjusted",
@@ -154,23 +76,23 @@ def test_commands_yield_results_and_gap_free_events_keyed_by_aggregate(
     assert [e["metadata"]["sequence"] for e in item_events] == [1, 2, 3, 4]
     assert item_events[3]["available"] == 7
     assert [e["metadata"]["event_id"] for e in item_events] == [r.event_ids[0] for r in results[:4]]
-    [placed] = events_of(worker.settings, order_id)
+    [placed] = pipeline.events(order_id)
     assert placed["total_cents"] == 750
     assert placed["metadata"]["aggregate_type"] == "Order"
     assert placed["metadata"]["causation_id"] == results[4].command_id
-    subjects = RegistryClient(worker.settings.registry).subjects()
-    assert f"{worker.settings.kafka.topic_prefix}events-cqrs.events.StockReserved" in subjects
+    subjects = RegistryClient(pipeline.settings.registry).subjects()
+    assert f"{pipeline.settings.kafka.topic_prefix}events-cqrs.events.StockReserved" in subjects
 
 
 def test_a_repeated_command_id_returns_the_original_result_and_emits_nothing(
-    client: CommandClient, worker: Worker
+    client: CommandClient, pipeline: Pipeline
 ) -> None:
     sku = f"sku-{uuid.uuid4().hex[:6]}"
     command_id = str(uuid.uuid4())
     first = client.send_and_wait("RegisterItem", sku, {"name": "Cup"}, command_id=command_id)
     again = client.send_and_wait("RegisterItem", sku, {"name": "Cup"}, command_id=command_id)
     assert again == first
-    assert len(events_of(worker.settings, sku)) == 1
+    assert len(pipeline.events(sku)) == 1
 
 
 def test_expected_version_mismatch_is_a_rejection_with_the_current_version(
@@ -205,9 +127,9 @@ def test_domain_rule_violations_are_rejections_with_stable_codes(client: Command
 
 
 def test_bad_records_go_to_the_dead_letter_topic_without_blocking_the_partition(
-    client: CommandClient, worker: Worker, catalog: SchemaCatalog
+    client: CommandClient, pipeline: Pipeline, catalog: SchemaCatalog
 ) -> None:
-    settings = worker.settings
+    settings = pipeline.settings
     serde = AvroSerde(RegistryClient(settings.registry), catalog)
     topic = settings.kafka.topic_prefix + "commands"
     key = f"sku-{uuid.uuid4().hex[:6]}"
@@ -235,7 +157,7 @@ def test_bad_records_go_to_the_dead_letter_topic_without_blocking_the_partition(
             "name": "x",
         },
     )
-    producer = Producer(settings.kafka.confluent_config())
+    producer = Producer({**settings.kafka.confluent_config(), "partitioner": "murmur2_random"})
     for value in (b"not avro at all", b"\x00\x7f\xff\xff\xf0garbage", no_aggregate, an_event):
         producer.produce(topic, key=key.encode(), value=value)
     producer.flush(10)
@@ -246,9 +168,7 @@ def test_bad_records_go_to_the_dead_letter_topic_without_blocking_the_partition(
         after.accepted and after.version == 1
     )  # same partition, not blocked, nothing decided before
     dead = [
-        (headers, value)
-        for k, value, headers in read_topic(settings, "commands-dlq")
-        if k == key.encode()
+        (headers, value) for k, value, headers in pipeline.read("commands-dlq") if k == key.encode()
     ]
     codes = [dict(headers)["error.code"].decode() for headers, _ in dead]
     assert codes == [
@@ -259,7 +179,7 @@ def test_bad_records_go_to_the_dead_letter_topic_without_blocking_the_partition(
     ]
     assert dead[0][1] == b"not avro at all"
     assert all(dict(headers)["original.topic"] == topic.encode() for headers, _ in dead)
-    results = {k: v for k, v, _ in read_topic(settings, "command-results")}
+    results = {k: v for k, v, _ in pipeline.read("command-results")}
     result_serde = AvroSerde(RegistryClient(settings.registry), catalog)
     answered = {
         k.decode(): result_serde.decode(v).value["rejection"]["code"]
@@ -267,4 +187,42 @@ def test_bad_records_go_to_the_dead_letter_topic_without_blocking_the_partition(
         if k in (b"cmd-no-agg", b"cmd-event")
     }
     assert answered == {"cmd-no-agg": "MISSING_AGGREGATE_ID", "cmd-event": "UNKNOWN_COMMAND_TYPE"}
-    assert len(events_of(settings, key)) == 1
+    assert len(pipeline.events(key)) == 1
+
+
+def test_commands_keyed_or_partitioned_unlike_kafkas_default_are_rejected(
+    client: CommandClient, pipeline: Pipeline
+) -> None:
+    """A second writer for one aggregate can never appear through a foreign partitioner."""
+    settings = pipeline.settings
+    serde = pipeline.serde()
+    topic = settings.kafka.topic_prefix + "commands"
+    sku = next(  # a key that librdkafka's CRC32 and Kafka's murmur2 place apart
+        candidate
+        for candidate in (f"sku-{uuid.uuid4().hex[:6]}" for _ in range(1000))
+        if partition_for(candidate.encode(), 3) != zlib.crc32(candidate.encode()) % 3
+    )
+
+    def command(command_id: str) -> bytes:
+        metadata = {"command_id": command_id, "aggregate_id": sku, "issued_at": 1_700_000_000_000}
+        return serde.encode(
+            topic, "cqrs.commands.RegisterItem", {"metadata": metadata, "name": "x"}
+        )
+
+    crc32_producer = Producer({**settings.kafka.confluent_config(), "partitioner": "consistent"})
+    crc32_producer.produce(topic, key=sku.encode(), value=command("cmd-crc32"))
+    crc32_producer.produce(topic, key=b"another-key", value=command("cmd-other-key"), partition=0)
+    crc32_producer.flush(10)
+
+    def answers() -> dict[str, str]:
+        result_serde = pipeline.serde()
+        return {
+            key.decode(): result_serde.decode(value).value["rejection"]["code"]
+            for key, value, _ in pipeline.read("command-results", idle_s=1)
+            if key in (b"cmd-crc32", b"cmd-other-key")
+        }
+
+    assert wait_until(lambda: len(answers()) == 2, what="both rejections")
+    assert answers() == {"cmd-crc32": "WRONG_PARTITION", "cmd-other-key": "KEY_MISMATCH"}
+    assert pipeline.events(sku) == []
+    assert client.send_and_wait("RegisterItem", sku, {"name": "placed right"}).version == 1

@@ -1,0 +1,82 @@
+"""The fulfilment process manager as two Faust agents (see fulfilment_processing).
+
+``fulfilment-router`` re-keys the events the saga observes by order id onto
+``fulfilment-inbox``; ``fulfilment`` keeps one saga state per order in the
+``fulfilment`` table and sends the commands it decides on to ``commands``.
+Under exactly-once, each agent's output, table write and consumed offset
+commit together, so a crash between the two steps loses and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import faust
+from faust.types import EventT, TableT, TopicT
+
+from processors.command_processing import dead_letter_headers
+from processors.fulfilment_processing import FulfilmentProcessor, SagaRecord
+from schemas.errors import SerializationError
+
+log = logging.getLogger("cqrs.fulfilment")
+TABLE_NAME = "fulfilment"
+
+
+def register_fulfilment_agents(
+    app: faust.App, processor: FulfilmentProcessor, topics: dict[str, str]
+) -> TableT[bytes, bytes]:
+    inbox = app.topic(topics["fulfilment-inbox"])
+    commands = app.topic(topics["commands"])
+    dead_letters = app.topic(topics["events-dlq"])
+    table: TableT[bytes, bytes] = app.Table(
+        TABLE_NAME, default=None, key_type=bytes, value_type=bytes
+    )
+
+    @app.agent(app.topic(topics["events"]), name="fulfilment-router")
+    async def route(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            await _route(event, processor, inbox, dead_letters)
+            yield None
+
+    @app.agent(inbox, name="fulfilment")
+    async def react(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            await _react(event, processor, table, commands)
+            yield None
+
+    return table
+
+
+async def _route(
+    event: EventT[bytes], processor: FulfilmentProcessor, inbox: TopicT, dead_letters: TopicT
+) -> None:
+    try:
+        observed = processor.read(event.value)
+    except (SerializationError, KeyError, TypeError, ValueError) as error:
+        message = event.message
+        log.warning(
+            "dead-lettering %s[%s]@%s: %s", message.topic, message.partition, message.offset, error
+        )
+        headers = dead_letter_headers(error, message.topic, message.partition, message.offset)
+        headers.append(("dead_letter.consumer", b"fulfilment"))
+        await dead_letters.send(key=event.key, value=event.value or b"", headers=headers)
+        return
+    if observed is not None:
+        await inbox.send(key=observed.order_id.encode(), value=event.value)
+
+
+async def _react(
+    event: EventT[bytes], processor: FulfilmentProcessor, table: TableT[bytes, bytes], out: TopicT
+) -> None:
+    # Only the router writes here, and it forwards events it has already read.
+    observed = processor.read(event.value)
+    if observed is None:
+        return
+    key = observed.order_id.encode()
+    stored = table.get(key)
+    reaction = processor.process(observed, SagaRecord.from_bytes(stored) if stored else None)
+    for command_key, command in reaction.commands:
+        await out.send(key=command_key, value=command)
+    if reaction.record is not None:
+        table[key] = reaction.record.to_bytes()
