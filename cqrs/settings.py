@@ -64,6 +64,12 @@ class KafkaSettings(_Section):
         default="",
         description="Prepended to every topic and consumer group the product creates.",
     )
+    topic_creation: Literal["create", "verify"] = Field(
+        default="create",
+        description="create: processes create the product's missing topics at start-up; "
+        "verify: topics are managed outside the product (e.g. Strimzi KafkaTopic resources) "
+        "and a missing or differently partitioned topic stops the process with an error.",
+    )
 
     def confluent_config(self) -> KafkaConfig:
         """librdkafka properties for connection and security (no behaviour tuning)."""
@@ -162,6 +168,12 @@ class ProcessorSettings(_Section):
     )
     dedup_window: int = Field(
         default=1000, description="Command ids remembered per aggregate for idempotency."
+    )
+    standby_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="Warm copies of each table partition kept on other workers, so a "
+        "partition that moves after a failure needs no full changelog restore.",
     )
     web_port: int = 6066
 

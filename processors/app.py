@@ -30,7 +30,7 @@ def create_app(settings: Settings, app_id: str | None = None) -> faust.App:
         topic_replication_factor=processor.replication_factor,
         broker_commit_interval=processor.commit_interval_s,
         broker_commit_every=1000,
-        table_standby_replicas=0,
+        table_standby_replicas=processor.standby_replicas,
         web_enabled=False,
         # Faust's own codecs never touch our topics: every topic and table uses "raw".
         key_serializer="raw",

@@ -1,11 +1,22 @@
-"""Create the product's topics with explicit configs (auto-creation is off on purpose)."""
+"""Create the product's topics with explicit configs (auto-creation is off on purpose).
+
+With ``kafka.topic_creation = "verify"`` the topics belong to someone else (on
+Kubernetes: Strimzi ``KafkaTopic`` resources generated from ``schemas/topics.py``)
+and a process only checks that every topic exists with the expected partition
+count, failing at start-up with the list of what is wrong instead of creating
+anything with guessed replication settings.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._metadata import TopicMetadata
 from confluent_kafka.cimpl import NewTopic
 
+from cqrs.errors import ConfigurationError
 from cqrs.settings import Settings
 from schemas.topics import TopicSpec, topic_specs
 
@@ -16,9 +27,16 @@ def topic_names(settings: Settings) -> dict[str, str]:
 
 
 def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
-    """Create missing topics; returns the names created. Existing topics are left as they are."""
+    """Create missing topics; returns the names created. Existing topics are left as they are.
+
+    In ``verify`` mode nothing is created: a missing or differently partitioned
+    topic raises ``ConfigurationError``.
+    """
     admin = AdminClient(settings.kafka.confluent_config())
     existing = admin.list_topics(timeout=15).topics
+    if settings.kafka.topic_creation == "verify":
+        verify_topics(settings, specs or topic_specs(settings.processor.partitions), existing)
+        return []
     wanted = [
         NewTopic(
             settings.kafka.topic_prefix + spec.name,
@@ -38,6 +56,29 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> l
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
     return [topic.topic for topic in wanted]
+
+
+def verify_topics(
+    settings: Settings, specs: list[TopicSpec], existing: Mapping[str, TopicMetadata]
+) -> None:
+    """Raise ``ConfigurationError`` naming every product topic that is missing or mis-sized."""
+    problems: list[str] = []
+    for spec in specs:
+        name = settings.kafka.topic_prefix + spec.name
+        topic = existing.get(name)
+        if topic is None or topic.error is not None:
+            problems.append(f"{name} is missing")
+        elif len(topic.partitions) != spec.partitions:
+            problems.append(
+                f"{name} has {len(topic.partitions)} partitions, expected {spec.partitions}"
+            )
+    if problems:
+        raise ConfigurationError(
+            "kafka.topic_creation is 'verify' but "
+            + "; ".join(problems)
+            + ". Create the topics (e.g. apply the chart's KafkaTopic resources), align "
+            "CQRS_PROCESSOR__PARTITIONS with them, or set CQRS_KAFKA__TOPIC_CREATION=create."
+        )
 
 
 def partition_count(settings: Settings, logical_name: str) -> int:

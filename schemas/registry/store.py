@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from cqrs.errors import StackError
+from cqrs.errors import ConfigurationError, StackError
 from cqrs.settings import Settings
 from schemas.registry.state import LogRecord, RegistryState
 
@@ -29,6 +29,7 @@ class KafkaSchemaLog:
     def __init__(self, settings: Settings) -> None:
         self._kafka = settings.kafka.confluent_config()
         self._topic = settings.registry.schemas_topic
+        self._may_create_topic = settings.kafka.topic_creation == "create"
         self._lock = threading.Lock()
         self.state = RegistryState()
         self._producer: Producer | None = None
@@ -82,6 +83,12 @@ class KafkaSchemaLog:
         admin = AdminClient(self._kafka)
         if self._topic in admin.list_topics(timeout=10).topics:
             return
+        if not self._may_create_topic:
+            raise ConfigurationError(
+                f"kafka.topic_creation is 'verify' but the schema topic {self._topic} is missing; "
+                "create it (1 partition, cleanup.policy=compact) or set "
+                "CQRS_KAFKA__TOPIC_CREATION=create"
+            )
         future = admin.create_topics([NewTopic(self._topic, 1, 1, config=TOPIC_CONFIG)])
         try:
             future[self._topic].result(timeout=30)
