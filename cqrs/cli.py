@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cqrs.cli_deploy import deploy_app
 from cqrs.errors import PipelineError
 from cqrs.settings import Settings, load_settings
 
@@ -25,6 +26,7 @@ stack_app = typer.Typer(help="The local stack of real services.", no_args_is_hel
 app.add_typer(stack_app, name="stack")
 schemas_app = typer.Typer(help="The Avro contracts and the schema registry.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(deploy_app, name="deploy")
 
 
 def _settings() -> Settings:

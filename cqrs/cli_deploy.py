@@ -1,0 +1,33 @@
+"""``cqrs deploy``: keep the Kubernetes chart in step with the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+deploy_app = typer.Typer(help="Kubernetes deployment artefacts.", no_args_is_help=True)
+
+
+@deploy_app.command("topics")
+def topics(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only check; exit 1 when the file is stale.")
+    ] = False,
+    path: Annotated[
+        Path | None, typer.Option(help="Where to write (default: the chart's files/topics.json).")
+    ] = None,
+) -> None:
+    """Generate the chart's topic table (KafkaTopic resources) from schemas/topics.py."""
+    from deploy import topic_manifests
+
+    target = path or topic_manifests.TOPICS_FILE
+    if check:
+        if not topic_manifests.is_current(target):
+            print(f"{target} is stale: run `cqrs deploy topics` and commit the result")
+            raise typer.Exit(1)
+        print(f"{target} matches schemas/topics.py")
+        return
+    changed = topic_manifests.write(target)
+    print(f"{'wrote' if changed else 'unchanged:'} {target}")

@@ -1,0 +1,64 @@
+"""The Helm chart's topic table, generated from ``schemas/topics.py``.
+
+On Kubernetes the topics are Strimzi ``KafkaTopic`` resources owned by the
+platform, and the processes run with ``kafka.topic_creation = "verify"``. The
+chart renders those resources from ``files/topics.json``, which this module
+writes from the product's one topic table (plus the embedded registry's
+schema topic), so the manifests cannot drift from what the code expects:
+``cqrs deploy topics`` rewrites the file, ``cqrs deploy topics --check`` (and a
+unit test) fail when the committed file is stale.
+
+Partition counts, retention and compaction come from the code; replication
+and ``min.insync.replicas`` depend on the cluster and are chart values.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from schemas.registry.store import TOPIC_CONFIG as SCHEMA_TOPIC_CONFIG
+from schemas.topics import TopicSpec, topic_specs
+
+CHART_DIR = Path(__file__).parent / "helm" / "cqrs-pipeline"
+TOPICS_FILE = CHART_DIR / "files" / "topics.json"
+GENERATED_BY = "cqrs deploy topics (from schemas/topics.py); do not edit by hand"
+
+
+def _entry(spec: TopicSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "partitions": spec.partitions,
+        "config": dict(sorted(spec.config.items())),
+        "key": spec.key,
+        "compatibility": str(spec.compatibility),
+        "deadLetter": spec.dead_letter,
+    }
+
+
+def topic_table() -> dict[str, Any]:
+    """What the chart needs to know about every topic, as plain data."""
+    return {
+        "generatedBy": GENERATED_BY,
+        "productTopics": [_entry(spec) for spec in topic_specs()],
+        # The embedded registry's log: one partition, so one ordered history.
+        "schemaTopic": {"partitions": 1, "config": dict(sorted(SCHEMA_TOPIC_CONFIG.items()))},
+    }
+
+
+def render() -> str:
+    return json.dumps(topic_table(), indent=2) + "\n"
+
+
+def is_current(path: Path = TOPICS_FILE) -> bool:
+    return path.is_file() and path.read_text() == render()
+
+
+def write(path: Path = TOPICS_FILE) -> bool:
+    """Write the table; returns whether the file changed."""
+    if is_current(path):
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render())
+    return True
