@@ -137,12 +137,15 @@ def worker() -> None:
     """Run the command processor (Faust, exactly-once) until stopped."""
     import logging
 
+    from processors.health import observe_worker
     from processors.worker import build_command_worker, run
 
     settings = _settings()
     logging.basicConfig(level=settings.log_level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call is noise
-    run(build_command_worker(settings), settings.log_level)
+    worker_app = build_command_worker(settings)
+    observe_worker(worker_app, settings)
+    run(worker_app, settings.log_level)
 
 
 @app.command("saga")
@@ -150,12 +153,15 @@ def saga() -> None:
     """Run the order fulfilment process manager (Faust, exactly-once) until stopped."""
     import logging
 
+    from processors.health import observe_worker
     from processors.worker import build_fulfilment_worker, run
 
     settings = _settings()
     logging.basicConfig(level=settings.log_level)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    run(build_fulfilment_worker(settings), settings.log_level)
+    saga_app = build_fulfilment_worker(settings)
+    observe_worker(saga_app, settings)
+    run(saga_app, settings.log_level)
 
 
 @app.command("send")

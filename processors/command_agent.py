@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import faust
 from faust.types import EventT, TableT, TopicT
 
+from cqrs.metrics import count_command, count_dead_letter
 from processors.command_processing import (
     AggregateRecord,
     CommandProcessor,
@@ -74,6 +75,8 @@ async def _process(
             await out.results.send(key=answer[0], value=answer[1])
         headers = dead_letter_headers(error, message.topic, message.partition, message.offset)
         await out.dead_letters.send(key=event.key, value=event.value or b"", headers=headers)
+        count_command("dead_lettered")
+        count_dead_letter("command-processor")
         return
     stored = table.get(incoming.table_key)
     outcome = processor.process(incoming, AggregateRecord.from_bytes(stored) if stored else None)
@@ -82,3 +85,4 @@ async def _process(
     await out.results.send(key=outcome.result_key, value=outcome.result)
     if outcome.record is not None:
         table[incoming.table_key] = outcome.record.to_bytes()
+    count_command("accepted" if outcome.accepted else "rejected")

@@ -49,6 +49,8 @@ class Pipeline:
             "CQRS_PROCESSOR__SAGA_APP_ID": f"p{run}-fulfilment",
             "CQRS_PROCESSOR__PARTITIONS": str(partitions),
             "CQRS_PROCESSOR__DATADIR": str(datadir),
+            # Several processes share this host: each serves /metrics on a free port.
+            "CQRS_OBSERVABILITY__PORT": "0",
         }
         settings = stack.model_copy(
             update={
