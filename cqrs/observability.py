@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+import cqrs.metrics  # noqa: F401 - every process exposes the same metric families
 from cqrs.errors import ConfigurationError
 from cqrs.settings import Settings
 

@@ -30,6 +30,9 @@ class RegistryService(Service):
         return LaunchSpec(
             argv=[sys.executable, "-m", "cqrs", "registry"],
             cwd=self.home,
+            # Leave the default metrics port (9400) to the worker a developer starts;
+            # the registry's endpoints go on a free port, named in its log.
+            env={"CQRS_OBSERVABILITY__PORT": "0"},
             log_path=self.log_path,
             stop_timeout_s=15.0,
         )

@@ -64,6 +64,7 @@ def registry_process(
         {
             "CQRS_REGISTRY__URL": f"http://127.0.0.1:{_free_port()}",
             "CQRS_REGISTRY__SCHEMAS_TOPIC": topic,
+            "CQRS_OBSERVABILITY__PORT": "0",
         },
         tmp_path / "registry.log",
     )
