@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cqrs.cli_deploy import deploy_app
+from cqrs.cli_lag import lag_app
 from cqrs.errors import PipelineError
 from cqrs.settings import Settings, load_settings
 
@@ -27,6 +28,7 @@ app.add_typer(stack_app, name="stack")
 schemas_app = typer.Typer(help="The Avro contracts and the schema registry.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(lag_app, name="lag")
 
 
 def _settings() -> Settings:
