@@ -169,6 +169,11 @@ class ProcessorSettings(_Section):
     dedup_window: int = Field(
         default=1000, description="Command ids remembered per aggregate for idempotency."
     )
+    session_timeout_s: float = Field(
+        default=10.0,
+        description="How long the group waits for a silent (crashed) worker before its "
+        "partitions move: the failover time after a kill.",
+    )
     standby_replicas: int = Field(
         default=0,
         ge=0,
@@ -196,6 +201,42 @@ class ObservabilitySettings(_Section):
     )
     lag_interval_s: float = Field(
         default=15.0, gt=0, description="How often `cqrs lag serve` measures consumer lag."
+    )
+
+
+class SinkSettings(_Section):
+    """The read side: sink processes, their batches and retries, the PostgreSQL read models."""
+
+    postgres_schema: str = Field(
+        default="read_models",
+        pattern=r"^[a-z_][a-z0-9_]{0,39}$",
+        description="Schema of the read-model views; each projection's tables live in "
+        "schemas named after it (<schema>__<projection>_<generation>).",
+    )
+    batch_max_records: int = Field(default=5000, ge=1, description="Records per write.")
+    batch_max_wait_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="Longest a consumed record waits before its batch is written.",
+    )
+    retry_initial_s: float = Field(default=0.2, gt=0, description="First retry delay of a write.")
+    retry_max_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest delay between retries (a store that is down is "
+        "retried forever at this pace).",
+    )
+    ready_max_lag: int = Field(
+        default=1000, ge=0, description="/readyz fails while more records than this wait."
+    )
+    publish_views: bool = Field(
+        default=True,
+        description="Publish changed views on the projection topics after each write.",
+    )
+    analytics_grace_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long after a window ends (in event time) late sales still count.",
     )
 
 
@@ -242,6 +283,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     processor: ProcessorSettings = Field(default_factory=ProcessorSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    sinks: SinkSettings = Field(default_factory=SinkSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

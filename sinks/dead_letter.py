@@ -1,0 +1,142 @@
+"""Copies of events a sink can never apply, on the ``events-dlq`` topic.
+
+The copy keeps the original key, value and headers, and adds headers that say
+what failed and where the record came from:
+
+| header | value |
+|---|---|
+| ``error.class`` | exception class, e.g. ``NotConfluentFramedError`` |
+| ``error.code`` | stable code (``SerializationError.code``, ``InvalidEventError.code``) |
+| ``error.message`` | the error's message (at most 2000 characters) |
+| ``original.topic`` / ``original.partition`` / ``original.offset`` | where the record was |
+| ``original.timestamp`` | the record's Kafka timestamp (ms) |
+| ``dead_letter.component`` | which sink gave up on it, e.g. ``sink-order-summary`` |
+
+Records are produced at once (asynchronously) and made durable by ``flush()``,
+which the runner calls before any offset is committed past them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from cqrs.errors import SinkError
+from cqrs.settings import Settings
+
+log = logging.getLogger("cqrs.sinks.dead_letter")
+MAX_MESSAGE = 2000
+Headers = list[tuple[str, str | bytes | None]]
+
+
+def headers_of(message: Message) -> Headers:
+    """A message's headers as a list (confluent-kafka may hand out a dict)."""
+    found = message.headers() or []
+    return list(found.items()) if isinstance(found, dict) else list(found)
+
+
+def dead_letter_headers(
+    error: Exception,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    component: str,
+) -> Headers:
+    code = getattr(error, "code", None) or type(error).__name__
+    return [
+        ("error.class", type(error).__name__.encode()),
+        ("error.code", str(code).encode()),
+        ("error.message", str(error)[:MAX_MESSAGE].encode()),
+        ("original.topic", topic.encode()),
+        ("original.partition", str(partition).encode()),
+        ("original.offset", str(offset).encode()),
+        ("original.timestamp", str(timestamp_ms).encode()),
+        ("dead_letter.component", component.encode()),
+    ]
+
+
+class DeadLetterPublisher:
+    """An idempotent producer of dead letters; not thread-safe (one per runner)."""
+
+    def __init__(self, settings: Settings, topic: str, component: str) -> None:
+        self.topic = topic
+        self.component = component
+        self._producer = Producer(
+            {
+                **settings.kafka.confluent_config(),
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+            }
+        )
+        # Copies whose delivery failed for good, produced again by the next flush.
+        self._failed: list[tuple[bytes | None, bytes | None, Headers, str]] = []
+        self._lock = threading.Lock()
+
+    def publish(
+        self,
+        error: Exception,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp_ms: int,
+        key: bytes | None,
+        value: bytes | None,
+        original_headers: Headers,
+    ) -> None:
+        headers = original_headers + dead_letter_headers(
+            error,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            timestamp_ms=timestamp_ms,
+            component=self.component,
+        )
+        self._producer.produce(
+            self.topic, key=key, value=value, headers=headers, on_delivery=self._delivered
+        )
+        self._producer.poll(0)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait until every dead letter is acknowledged; ``SinkError(retryable)`` if not.
+
+        Offsets must never pass a dead letter that is not durable, so a copy whose
+        delivery failed is kept and produced again by the next call.
+        """
+        with self._lock:
+            again, self._failed = self._failed, []
+        for key, value, headers, _ in again:
+            self._producer.produce(
+                self.topic, key=key, value=value, headers=headers, on_delivery=self._delivered
+            )
+        remaining = self._producer.flush(timeout_s)
+        if remaining:
+            raise SinkError(
+                f"{remaining} dead letter(s) for {self.topic} not acknowledged within "
+                f"{timeout_s:.0f}s; is Kafka reachable?",
+                retryable=True,
+            )
+        with self._lock:
+            failed = list(self._failed)
+        if failed:
+            raise SinkError(
+                f"{len(failed)} dead letter(s) not written to {self.topic} ({failed[0][3]}); "
+                "retrying",
+                retryable=True,
+            )
+
+    def close(self) -> None:
+        self._producer.flush(10)
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            return
+        log.error("dead letter not delivered to %s: %s", self.topic, error.str())
+        headers = headers_of(message)
+        with self._lock:
+            self._failed.append((message.key(), message.value(), headers, error.str()))

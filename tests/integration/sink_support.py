@@ -1,0 +1,63 @@
+"""Isolation for read-side tests: own topic prefix, own read-model schema, all removed after."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from confluent_kafka.admin import AdminClient
+from psycopg import sql
+
+from cqrs.settings import Settings
+from processors.topic_admin import ensure_topics
+
+
+def isolated_settings(
+    stack: Settings, partitions: int = 2, postgres: Settings | None = None, **sinks: object
+) -> Settings:
+    """Settings with a unique topic prefix and read-model schema (and ``sinks`` overrides)."""
+    run = uuid.uuid4().hex[:8]
+    base = postgres or stack
+    return stack.model_copy(
+        update={
+            "kafka": stack.kafka.model_copy(update={"topic_prefix": f"s{run}-"}),
+            "processor": stack.processor.model_copy(update={"partitions": partitions}),
+            "postgres": base.postgres,
+            "sinks": stack.sinks.model_copy(update={"postgres_schema": f"rm_{run}", **sinks}),
+        }
+    )
+
+
+@contextmanager
+def isolated(stack: Settings, partitions: int = 2, **sinks: object) -> Iterator[Settings]:
+    """Isolated settings with the product's topics created; topics and schemas dropped after."""
+    settings = isolated_settings(stack, partitions, None, **sinks)
+    ensure_topics(settings)
+    try:
+        yield settings
+    finally:
+        drop_topics(settings)
+        drop_read_models(settings)
+
+
+def drop_topics(settings: Settings) -> None:
+    prefix = settings.kafka.topic_prefix
+    admin = AdminClient(settings.kafka.confluent_config())
+    mine = [name for name in admin.list_topics(timeout=15).topics if name.startswith(prefix)]
+    if mine:
+        for future in admin.delete_topics(mine).values():
+            future.result(timeout=30)
+
+
+def drop_read_models(settings: Settings) -> None:
+    """Drop the test's view schema and every table-set schema derived from it."""
+    base = settings.sinks.postgres_schema
+    with psycopg.connect(settings.postgres.conninfo(), autocommit=True) as conn:
+        names = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s",
+            (base, base.replace("_", r"\_") + r"\_\_%"),
+        ).fetchall()
+        for (name,) in names:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
