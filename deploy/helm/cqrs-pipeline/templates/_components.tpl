@@ -43,17 +43,11 @@ this one list, so a component cannot have a Deployment but lack its policy.
   envFrom:
     - configMapRef:
         name: {{ include "cqrs.fullname" $root }}-settings
+  {{- $env := include "cqrs.containerEnv" (dict "root" $root "c" $c) | trim }}
+  {{- if $env }}
   env:
-    {{- if eq $c.kind "StatefulSet" }}
-    - {name: CQRS_PROCESSOR__STORE, value: {{ $c.store | quote }}}
-    - {name: CQRS_PROCESSOR__STANDBY_REPLICAS, value: {{ $c.standby | quote }}}
-    {{- end }}
-    {{- if eq $c.name "registry" }}
-    # The registry binds where its URL points; clients use the Service's name.
-    - {name: CQRS_REGISTRY__URL, value: {{ printf "http://0.0.0.0:%d" (int $root.Values.registry.port) | quote }}}
-    {{- end }}
-    {{- include "cqrs.certEnv" (dict "root" $root "needs" $c.needs) | nindent 4 }}
-    {{- include "cqrs.secretEnv" (dict "root" $root "needs" $c.needs) | nindent 4 }}
+    {{- $env | nindent 4 }}
+  {{- end }}
   ports:
     - {name: metrics, containerPort: {{ $root.Values.metrics.port }}, protocol: TCP}
     {{- if eq $c.name "registry" }}
@@ -69,7 +63,9 @@ this one list, so a component cannot have a Deployment but lack its policy.
     {{- if eq $c.kind "StatefulSet" }}
     - {name: state, mountPath: /var/lib/cqrs}
     {{- end }}
-    {{- include "cqrs.certMounts" (dict "root" $root "needs" $c.needs) | nindent 4 }}
+    {{- with include "cqrs.certMounts" (dict "root" $root "needs" $c.needs) | trim }}
+    {{- . | nindent 4 }}
+    {{- end }}
 {{- end -}}
 
 {{- define "cqrs.volumes" -}}
@@ -77,4 +73,19 @@ this one list, so a component cannot have a Deployment but lack its policy.
   emptyDir:
     sizeLimit: 256Mi
 {{- include "cqrs.certVolumes" (dict "root" .root "needs" .c.needs) }}
+{{- end -}}
+
+{{- define "cqrs.containerEnv" -}}
+{{- $root := .root -}}
+{{- $c := .c -}}
+{{- if eq $c.kind "StatefulSet" }}
+- {name: CQRS_PROCESSOR__STORE, value: {{ $c.store | quote }}}
+- {name: CQRS_PROCESSOR__STANDBY_REPLICAS, value: {{ $c.standby | quote }}}
+{{- end }}
+{{- if eq $c.name "registry" }}
+# The registry binds where its URL points; clients use the Service's name.
+- {name: CQRS_REGISTRY__URL, value: {{ printf "http://0.0.0.0:%d" (int $root.Values.registry.port) | quote }}}
+{{- end }}
+{{- include "cqrs.certEnv" (dict "root" $root "needs" $c.needs) }}
+{{- include "cqrs.secretEnv" (dict "root" $root "needs" $c.needs) }}
 {{- end -}}
