@@ -198,7 +198,7 @@ def placed_row(change: OrderChange, placement: Placement) -> OrderRow:
 def transition_row(row: OrderRow, change: OrderChange) -> OrderRow:
     if change.version <= row.version:
         return row  # a duplicate within the batch
-    stamps = {change.stamp: change.at} if change.stamp else {}
+    stamps: dict[str, Any] = {change.stamp: change.at} if change.stamp else {}
     return replace(
         row,
         status=change.status,
@@ -235,7 +235,9 @@ def apply(existing: OrderRow | None, write: OrderRow | OrderPatch) -> OrderRow |
         return write
     if existing is None:
         return None  # a patch of an order never placed here changes nothing
-    stamps = {name: getattr(write, name) or getattr(existing, name) for name in STAMPS}
+    stamps: dict[str, Any] = {
+        name: getattr(write, name) or getattr(existing, name) for name in STAMPS
+    }
     return replace(
         existing,
         status=write.status,
