@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint up down status clean
+.PHONY: setup demo test lint up down status clean helm
 
 setup: $(VENV)/.installed
 
@@ -15,6 +15,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
+
+# The pinned Helm the chart tests render with; built once (about 3.5 min) with Go.
+helm:
+	@bash deploy/helm/install-helm.sh
 
 demo: setup
 	$(BIN)/cqrs demo
