@@ -138,7 +138,26 @@ class SearchSettings(_Section):
     password: SecretStr | None = None
     verify_certs: bool = True
     ca_certs: Path | None = None
-    index_prefix: str = "cqrs"
+    index_prefix: str = Field(
+        default="cqrs",
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,100}$",
+        description="Names the order index alias <prefix>-orders and its indexes.",
+    )
+    shards: int = Field(default=1, ge=1, description="Primary shards of a new order index.")
+    replicas: int = Field(default=1, ge=0, description="Replicas of the order index.")
+    refresh_interval: str = Field(
+        default="1s", description="How soon written documents become searchable."
+    )
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    bulk_max_actions: int = Field(
+        default=2000, ge=1, description="Documents per bulk request of the search sink."
+    )
+    document_cache_size: int = Field(
+        default=50_000,
+        ge=0,
+        description="Order documents the search sink keeps in memory to apply later events "
+        "without reading the index first.",
+    )
 
 
 class ProcessorSettings(_Section):

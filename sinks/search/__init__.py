@@ -1,0 +1,1 @@
+"""The search index of orders: documents, mapping, engine backends, sink and rebuild."""

@@ -1,0 +1,354 @@
+"""The ``search-orders`` sink: order documents in the search index, bulk-written, versioned.
+
+How a document is built from several events, correctly under redelivery and
+restarts:
+
+- Every write is a whole document with ``version_type=external`` and
+  ``version`` = the aggregate version (the event's ``sequence``). The engine
+  keeps a write only if its version is higher than the stored one, so a late,
+  repeated or concurrent (zombie) write can never replace newer data; the 409
+  it gets back is the expected idempotent outcome, not an error.
+- Partial or scripted updates cannot be combined with external versioning, so
+  the sink folds events into full documents itself. The index is the fold's
+  memory: each document holds the whole order state and its version. For an
+  order whose changes in a batch start at ``OrderPlaced``, the document is
+  fully determined by the batch; otherwise the sink starts from its cached
+  copy or reads the current document (real-time ``mget``) and applies only
+  events with a higher sequence. After a restart the cache is empty and the
+  index answers; events at or below the stored version are skipped.
+- The cache (``search.document_cache_size`` documents, LRU) holds documents
+  as written; it is dropped on any partition revocation (another process may
+  write those orders meanwhile) and entries are dropped on 409 or refusal.
+- All events of one order in a batch become one write (the last state).
+
+Per-document bulk outcomes: 2xx applied; 409 already newer; 404/408/429/5xx
+retryable (the whole batch is retried, applied documents then answer 409);
+any other refusal (a 400 mapping error) sends that order's events of the
+batch to ``events-dlq`` and the sink goes on. A status event for an order the
+index has never seen placed is dead-lettered too (``ORDER_NOT_PLACED``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from cqrs.errors import SinkError
+from cqrs.metrics import SINK_ERRORS, count_dead_letter
+from cqrs.settings import Settings
+from sinks.base import BatchingSink, Entry, EventRecord, Partition, SinkBatch
+from sinks.dead_letter import DeadLetterPublisher, headers_of
+from sinks.errors import InvalidEventError
+from sinks.search.backend import (
+    BulkItemResult,
+    IndexOperation,
+    SearchBackend,
+    open_backend,
+)
+from sinks.search.documents import Fold, OrderChange, OrderDocument, fold, order_change
+from sinks.search.index import OrderIndex
+
+log = logging.getLogger("cqrs.sinks.search")
+PROJECTION = "search-orders"
+
+
+class DocumentRefusedError(InvalidEventError):
+    """The search engine will never accept the document an event leads to."""
+
+    def __init__(self, order_id: str, result: BulkItemResult) -> None:
+        super().__init__(
+            "SEARCH_DOCUMENT_REFUSED",
+            f"order {order_id}: HTTP {result.status} {result.error_type}: {result.reason}",
+        )
+
+
+class RefusedEvents(Protocol):
+    """Where events go that can never be indexed."""
+
+    def refuse(self, entry: Entry[OrderChange], error: InvalidEventError) -> None: ...
+
+    def flush(self) -> None:
+        """Make refusals durable; called before ``write`` returns."""
+
+    def close(self) -> None: ...
+
+
+class DocumentCache:
+    """The last written documents, least recently used dropped first."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._documents: OrderedDict[str, OrderDocument] = OrderedDict()
+
+    def get(self, order_id: str) -> OrderDocument | None:
+        found = self._documents.get(order_id)
+        if found is not None:
+            self._documents.move_to_end(order_id)
+        return found
+
+    def put(self, document: OrderDocument) -> None:
+        if self._capacity <= 0:
+            return
+        self._documents[document.order_id] = document
+        self._documents.move_to_end(document.order_id)
+        while len(self._documents) > self._capacity:
+            self._documents.popitem(last=False)
+
+    def drop(self, order_id: str) -> None:
+        self._documents.pop(order_id, None)
+
+    def clear(self) -> None:
+        self._documents.clear()
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+
+class SearchOrdersSink(BatchingSink[OrderChange]):
+    """Writes order documents through the alias (live) or into one index (rebuild)."""
+
+    projection = PROJECTION
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: SearchBackend,
+        refused: RefusedEvents,
+        *,
+        target_index: str | None = None,
+    ) -> None:
+        super().__init__()
+        self._search = settings.search
+        self._backend = backend
+        self._refused = refused
+        self._index = OrderIndex(backend, settings.search)
+        self._target = target_index or self._index.alias
+        self._through_alias = target_index is None
+        self._cache = DocumentCache(settings.search.document_cache_size)
+        # Refused records of the batch under way: a retried write refuses them once only.
+        self._refused_records: set[tuple[str, int, int]] = set()
+
+    @property
+    def target(self) -> str:
+        return self._target
+
+    def setup(self) -> None:
+        engine = self._backend.info()
+        if engine.distribution != self._search.engine:
+            raise SinkError(
+                f"CQRS_SEARCH__ENGINE is {self._search.engine} but {engine.distribution} "
+                f"{engine.version} answers; set the engine that runs there",
+                retryable=False,
+            )
+        if self._through_alias:
+            live = self._index.ensure()
+            log.info("search sink writes through alias %s (now %s)", self._target, live)
+
+    def convert(self, record: EventRecord) -> OrderChange | None:
+        return order_change(record)
+
+    def write(self, batch: SinkBatch[OrderChange]) -> None:
+        by_order: dict[str, list[Entry[OrderChange]]] = {}
+        for entry in batch.entries:
+            by_order.setdefault(entry.item.order_id, []).append(entry)
+        if not by_order:
+            return
+        stored = self._starting_documents(by_order)
+        folds = {order_id: fold(stored.get(order_id), by_order[order_id]) for order_id in by_order}
+        for order_id, result in folds.items():
+            for entry, error in result.rejected:
+                self._refuse(entry, error)
+            if result.gaps:
+                log.warning(
+                    "order %s: sequence gap(s) %s (events dead-lettered earlier?); indexing "
+                    "the later state",
+                    order_id,
+                    result.gaps,
+                )
+        changed = {order_id: result for order_id, result in folds.items() if result.changed}
+        retry_needed = self._index_documents(changed)
+        self._refused.flush()
+        if retry_needed:
+            raise SinkError(retry_needed, retryable=True)
+        self._refused_records.clear()
+
+    def revoke(self, partitions: Iterable[Partition]) -> None:
+        super().revoke(list(partitions))
+        # Another process may write these orders now: a cached copy could go stale.
+        self._cache.clear()
+
+    def close(self) -> None:
+        self._refused.close()
+        self._backend.close()
+
+    # -- reading what the index holds ------------------------------------------------------
+
+    def _starting_documents(
+        self, by_order: Mapping[str, Sequence[Entry[OrderChange]]]
+    ) -> dict[str, OrderDocument]:
+        """The document each order's changes apply to (absent when the batch starts it)."""
+        start: dict[str, OrderDocument] = {}
+        to_read: list[str] = []
+        for order_id, entries in by_order.items():
+            first = min(entry.item.sequence for entry in entries)
+            if first == 1:
+                continue  # OrderPlaced is in the batch: the fold needs nothing stored
+            cached = self._cache.get(order_id)
+            if cached is not None and cached.version >= first - 1:
+                start[order_id] = cached
+            else:
+                to_read.append(order_id)
+        if to_read:
+            found = self._backend.get_documents(self._target, to_read)
+            for order_id, document in found.items():
+                start[order_id] = OrderDocument.from_source(document.source)
+        return start
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _index_documents(self, changed: Mapping[str, Fold]) -> str:
+        """Bulk-index the changed documents; returns why a retry is needed ('' if not)."""
+        operations = [
+            IndexOperation(order_id, result.document.to_source(), result.document.version)
+            for order_id, result in changed.items()
+            if result.document is not None
+        ]
+        retry: list[BulkItemResult] = []
+        chunk = self._search.bulk_max_actions
+        for start in range(0, len(operations), chunk):
+            part = operations[start : start + chunk]
+            results = self._backend.bulk_index(
+                self._target, part, require_alias=self._through_alias
+            )
+            for result in results:
+                retry += self._settle(changed[result.doc_id], result)
+        if not retry:
+            return ""
+        first = retry[0]
+        return (
+            f"{len(retry)} of {len(operations)} documents not indexed into {self._target} "
+            f"(first: HTTP {first.status} {first.error_type}: {first.reason}); retrying"
+        )
+
+    def _settle(self, result: Fold, outcome: BulkItemResult) -> list[BulkItemResult]:
+        document = result.document
+        assert document is not None  # only changed folds are written
+        if outcome.ok:
+            self._cache.put(document)
+            return []
+        self._cache.drop(document.order_id)
+        if outcome.version_conflict:
+            log.debug(
+                "order %s: index holds a newer version than %d", outcome.doc_id, document.version
+            )
+            return []
+        if outcome.retryable:
+            return [outcome]
+        SINK_ERRORS.labels(PROJECTION, "fatal").inc()
+        refusal = DocumentRefusedError(document.order_id, outcome)
+        for entry in result.applied:
+            self._refuse(entry, refusal)
+        return []
+
+    def _refuse(self, entry: Entry[OrderChange], error: InvalidEventError) -> None:
+        record = (entry.topic, entry.partition, entry.offset)
+        if record in self._refused_records:
+            return
+        self._refused_records.add(record)
+        log.warning(
+            "order %s: event %s (%s[%d]@%d) cannot be indexed: %s",
+            entry.item.order_id,
+            entry.item.event_type,
+            entry.topic,
+            entry.partition,
+            entry.offset,
+            error,
+        )
+        self._refused.refuse(entry, error)
+
+
+class DeadLetteredEvents:
+    """Refused events copied to ``events-dlq`` with the original record's bytes and headers.
+
+    The sink only has the decoded event, so the original record is read back
+    from the events topic by offset: refusals are rare, exact copies matter.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        prefix = settings.kafka.topic_prefix
+        self._publisher = DeadLetterPublisher(settings, prefix + "events-dlq", f"sink-{PROJECTION}")
+        self._settings = settings
+        self._reader: Consumer | None = None
+
+    def refuse(self, entry: Entry[OrderChange], error: InvalidEventError) -> None:
+        message = self._read(entry.topic, entry.partition, entry.offset)
+        self._publisher.publish(
+            error,
+            topic=entry.topic,
+            partition=entry.partition,
+            offset=entry.offset,
+            timestamp_ms=message.timestamp()[1],
+            key=message.key(),
+            value=message.value(),
+            original_headers=headers_of(message),
+        )
+        count_dead_letter(f"sink-{PROJECTION}")
+
+    def flush(self) -> None:
+        self._publisher.flush()
+
+    def close(self) -> None:
+        self._publisher.close()
+        if self._reader is not None:
+            self._reader.close()
+
+    def _read(self, topic: str, partition: int, offset: int) -> Message:
+        if self._reader is None:
+            self._reader = Consumer(
+                {
+                    **self._settings.kafka.confluent_config(),
+                    "group.id": f"{self._settings.kafka.topic_prefix}cqrs-sink-{PROJECTION}-dlq",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                }
+            )
+        self._reader.assign([TopicPartition(topic, partition, offset)])
+        try:
+            for _ in range(50):
+                message = self._reader.poll(0.2)
+                if message is None or message.error() is not None:
+                    continue
+                if message.offset() == offset:
+                    return message
+                break
+        finally:
+            self._reader.unassign()
+        raise SinkError(
+            f"cannot read {topic}[{partition}]@{offset} back to dead-letter it; retrying",
+            retryable=True,
+        )
+
+
+class SkippedEvents:
+    """Refusals during a rebuild: the live sink dead-lettered them already; count and log."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def refuse(self, entry: Entry[OrderChange], error: InvalidEventError) -> None:
+        self.count += 1
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def build_search_sink(settings: Settings) -> SearchOrdersSink:
+    """The live sink, as ``cqrs sink run search-orders`` runs it."""
+    return SearchOrdersSink(settings, open_backend(settings.search), DeadLetteredEvents(settings))
