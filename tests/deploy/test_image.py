@@ -83,7 +83,11 @@ def test_install_steps_build_a_working_cqrs_in_a_fresh_virtualenv(tmp_path: Path
             origin = ROOT / path
             target = source / path
             if origin.is_dir():
-                shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(
+                    origin,
+                    target,
+                    ignore=shutil.ignore_patterns("__pycache__", ".ruff_cache", ".mypy_cache"),
+                )
             else:
                 shutil.copy2(origin, target)
     places = {
