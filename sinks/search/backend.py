@@ -218,3 +218,21 @@ def error_details(body: Any) -> tuple[str, str]:
         if isinstance(error, str):
             return "", error
     return "", ""
+
+
+def stored_documents(body: Mapping[str, Any], what: str, url: str) -> dict[str, StoredDocument]:
+    """The found documents of an ``_mget`` answer; per-document errors are raised."""
+    found: dict[str, StoredDocument] = {}
+    for doc in body["docs"]:
+        if "error" in doc:
+            kind, reason = error_details(doc)
+            status = 404 if kind == "index_not_found_exception" else 500
+            raise error_for_status(status, what, kind, reason, url)
+        if doc.get("found"):
+            found[doc["_id"]] = StoredDocument(doc["_source"], int(doc["_version"]))
+    return found
+
+
+def is_missing(body: Any) -> bool:
+    """An answer given with 404 tolerated that says the index or alias does not exist."""
+    return isinstance(body, dict) and body.get("status") == 404 and "error" in body

@@ -24,13 +24,14 @@ from sinks.search.backend import (
     EngineInfo,
     IndexOperation,
     ResourceExistsError,
-    ResourceMissingError,
     SearchBackend,
     StoredDocument,
     bulk_item_result,
     display_url,
     error_details,
     error_for_status,
+    is_missing,
+    stored_documents,
     unreachable,
 )
 
@@ -88,26 +89,25 @@ class ElasticsearchBackend(SearchBackend):
         )
 
     def indices_of_alias(self, alias: str) -> list[str]:
-        try:
-            found = self._call(
-                f"reading alias {alias}", lambda: self._client.indices.get_alias(name=alias).body
-            )
-        except ResourceMissingError:
-            return []
-        return sorted(found)
+        # A missing alias is an answer here, not a failure.
+        found = self._call(
+            f"reading alias {alias}",
+            lambda: self._client.options(ignore_status=404).indices.get_alias(name=alias).body,
+        )
+        return [] if is_missing(found) else sorted(found)
 
     def indices(self, pattern: str) -> list[str]:
-        try:
-            rows = self._call(
-                f"listing indices {pattern}",
-                lambda: cast(
-                    list[dict[str, Any]],
-                    self._client.cat.indices(index=pattern, format="json", h="index").body,
-                ),
-            )
-        except ResourceMissingError:
-            return []  # a name without wildcards that does not exist
-        return sorted(row["index"] for row in rows)
+        rows = self._call(
+            f"listing indices {pattern}",
+            lambda: (
+                self._client.options(ignore_status=404)
+                .cat.indices(index=pattern, format="json", h="index")
+                .body
+            ),
+        )
+        if is_missing(rows):
+            return []
+        return sorted(row["index"] for row in cast(list[dict[str, Any]], rows))
 
     def update_aliases(self, actions: Sequence[Mapping[str, Any]]) -> None:
         self._call(
@@ -116,10 +116,10 @@ class ElasticsearchBackend(SearchBackend):
         )
 
     def delete_index(self, name: str) -> None:
-        try:
-            self._call(f"deleting index {name}", lambda: self._client.indices.delete(index=name))
-        except ResourceMissingError:
-            return
+        self._call(
+            f"deleting index {name}",
+            lambda: self._client.options(ignore_status=404).indices.delete(index=name),
+        )
 
     def get_documents(self, index: str, ids: Sequence[str]) -> dict[str, StoredDocument]:
         if not ids:
@@ -128,11 +128,7 @@ class ElasticsearchBackend(SearchBackend):
             f"reading {len(ids)} documents of {index}",
             lambda: self._client.mget(index=index, ids=list(ids)).body,
         )
-        return {
-            doc["_id"]: StoredDocument(doc["_source"], int(doc["_version"]))
-            for doc in body["docs"]
-            if doc.get("found")
-        }
+        return stored_documents(body, f"reading documents of {index}", self._url)
 
     def bulk_index(
         self, index: str, operations: Sequence[IndexOperation], *, require_alias: bool

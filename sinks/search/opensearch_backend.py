@@ -24,13 +24,14 @@ from sinks.search.backend import (
     EngineInfo,
     IndexOperation,
     ResourceExistsError,
-    ResourceMissingError,
     SearchBackend,
     StoredDocument,
     bulk_item_result,
     display_url,
     error_details,
     error_for_status,
+    is_missing,
+    stored_documents,
     unreachable,
 )
 
@@ -90,23 +91,19 @@ class OpenSearchBackend(SearchBackend):
         )
 
     def indices_of_alias(self, alias: str) -> list[str]:
-        try:
-            found = self._call(
-                f"reading alias {alias}", lambda: self._client.indices.get_alias(name=alias)
-            )
-        except ResourceMissingError:
-            return []
-        return sorted(found)
+        # ignore=404: a missing alias is an answer here, not a failure worth a log line.
+        found = self._call(
+            f"reading alias {alias}",
+            lambda: self._client.indices.get_alias(name=alias, ignore=404),
+        )
+        return [] if is_missing(found) else sorted(found)
 
     def indices(self, pattern: str) -> list[str]:
-        try:
-            rows = self._call(
-                f"listing indices {pattern}",
-                lambda: self._client.cat.indices(index=pattern, format="json", h="index"),
-            )
-        except ResourceMissingError:
-            return []  # a name without wildcards that does not exist
-        return sorted(row["index"] for row in rows)
+        rows = self._call(
+            f"listing indices {pattern}",
+            lambda: self._client.cat.indices(index=pattern, format="json", h="index", ignore=404),
+        )
+        return [] if is_missing(rows) else sorted(row["index"] for row in rows)
 
     def update_aliases(self, actions: Sequence[Mapping[str, Any]]) -> None:
         self._call(
@@ -115,10 +112,9 @@ class OpenSearchBackend(SearchBackend):
         )
 
     def delete_index(self, name: str) -> None:
-        try:
-            self._call(f"deleting index {name}", lambda: self._client.indices.delete(index=name))
-        except ResourceMissingError:
-            return
+        self._call(
+            f"deleting index {name}", lambda: self._client.indices.delete(index=name, ignore=404)
+        )
 
     def get_documents(self, index: str, ids: Sequence[str]) -> dict[str, StoredDocument]:
         if not ids:
@@ -127,11 +123,7 @@ class OpenSearchBackend(SearchBackend):
             f"reading {len(ids)} documents of {index}",
             lambda: self._client.mget(index=index, body={"ids": list(ids)}),
         )
-        return {
-            doc["_id"]: StoredDocument(doc["_source"], int(doc["_version"]))
-            for doc in body["docs"]
-            if doc.get("found")
-        }
+        return stored_documents(body, f"reading documents of {index}", self._url)
 
     def bulk_index(
         self, index: str, operations: Sequence[IndexOperation], *, require_alias: bool
