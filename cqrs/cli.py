@@ -11,6 +11,7 @@ import typer
 
 from cqrs.cli_deploy import deploy_app
 from cqrs.cli_lag import lag_app
+from cqrs.cli_sinks import projections_app, sink_app
 from cqrs.errors import PipelineError
 from cqrs.settings import Settings, load_settings
 
@@ -29,6 +30,8 @@ schemas_app = typer.Typer(help="The Avro contracts and the schema registry.", no
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(lag_app, name="lag")
+app.add_typer(sink_app, name="sink")
+app.add_typer(projections_app, name="projections")
 
 
 def _settings() -> Settings:
@@ -181,6 +184,10 @@ def send(  # noqa: PLR0917 - typer maps each parameter to an option
     ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the command's result.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the result.")] = 30.0,
+    wait_projection: Annotated[
+        str | None,
+        typer.Option(help="Then wait until this read model shows the new version."),
+    ] = None,
 ) -> None:
     """Send one command; prints its result (exit 2 when rejected)."""
     from cqrs.client import CommandClient
@@ -210,6 +217,8 @@ def send(  # noqa: PLR0917 - typer maps each parameter to an option
             command_id=command_id,
             expected_version=expected_version,
         )
+        if wait_projection and result.accepted and result.version is not None:
+            client.wait_for_projection(wait_projection, aggregate_id, result.version, timeout)
     finally:
         client.close()
     print(json.dumps(result.__dict__, indent=2))

@@ -139,6 +139,14 @@ class CommandClient:
             with self._lock:
                 self._waiting.pop(command_id, None)
 
+    def wait_for_projection(
+        self, projection: str, aggregate_id: str, version: int, timeout_s: float = 30.0
+    ) -> int:
+        """Block until a read model shows ``version`` of the aggregate (read-your-writes)."""
+        from sinks.read_your_writes import wait_for_projection
+
+        return wait_for_projection(self._settings, projection, aggregate_id, version, timeout_s)
+
     def command_names(self) -> list[str]:
         return [
             name.removeprefix(COMMANDS_NAMESPACE)
