@@ -13,28 +13,11 @@ import pytest
 
 from cqrs.errors import SinkError
 from cqrs.settings import SearchSettings, Settings
-from sinks.base import Entry, EventRecord
-from sinks.errors import InvalidEventError
+from sinks.base import EventRecord
 from sinks.search.backend import SearchBackend
-from sinks.search.documents import OrderChange
 from sinks.search.mapping import ORDER_MAPPINGS, index_settings
 from sinks.search.sink import SearchOrdersSink
-from tests.unit.search.events import cancelled, confirmed, placed, shipped
-
-
-class Refusals:
-    def __init__(self) -> None:
-        self.refused: list[tuple[str, int, str]] = []
-        self.flushes = 0
-
-    def refuse(self, entry: Entry[OrderChange], error: InvalidEventError) -> None:
-        self.refused.append((entry.item.order_id, entry.item.sequence, error.code))
-
-    def flush(self) -> None:
-        self.flushes += 1
-
-    def close(self) -> None:
-        return None
+from tests.unit.search.events import Refusals, cancelled, confirmed, placed, shipped
 
 
 @pytest.fixture

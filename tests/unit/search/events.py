@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sinks.base import Entry, EventRecord
+from sinks.errors import InvalidEventError
 from sinks.search.documents import OrderChange, order_change
 
 PLACED_AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -76,3 +77,20 @@ def entry(event: EventRecord, offset: int = 0, partition: int = 0) -> Entry[Orde
     change = order_change(event)
     assert change is not None
     return Entry("events", partition, offset, change)
+
+
+class Refusals:
+    """Records what a search sink refuses (instead of dead-lettering it)."""
+
+    def __init__(self) -> None:
+        self.refused: list[tuple[str, int, str]] = []
+        self.flushes = 0
+
+    def refuse(self, entry: Entry[OrderChange], error: InvalidEventError) -> None:
+        self.refused.append((entry.item.order_id, entry.item.sequence, error.code))
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    def close(self) -> None:
+        return None
