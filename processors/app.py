@@ -1,9 +1,11 @@
 """The Faust app every worker runs, configured from the settings.
 
-Exactly-once is on: for each input partition Faust keeps one transactional
-producer, and the events, the command result, the table's changelog write and
-the consumed offset are committed in one Kafka transaction. The commit
-interval bounds how long a result waits to become visible (read_committed).
+Exactly-once is on: for each input partition there is one transactional
+producer, and everything one event leads to (events, command result, the
+table's changelog write) commits with its offset in one Kafka transaction —
+``processors.transactions`` explains the layer that makes this hold under
+kills and rebalances. The commit interval bounds how long a result waits to
+become visible (read_committed).
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import ssl
 import faust
 
 from cqrs.settings import Settings
+from processors.transactions import PipelineApp
 
 
 def create_app(settings: Settings, app_id: str | None = None) -> faust.App:
     processor = settings.processor
-    return faust.App(
+    return PipelineApp(
         app_id or processor.app_id,
         broker=[
             f"kafka://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")
@@ -30,6 +33,8 @@ def create_app(settings: Settings, app_id: str | None = None) -> faust.App:
         topic_replication_factor=processor.replication_factor,
         broker_commit_interval=processor.commit_interval_s,
         broker_commit_every=1000,
+        broker_session_timeout=processor.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, processor.session_timeout_s / 4),
         table_standby_replicas=processor.standby_replicas,
         web_enabled=False,
         # Faust's own codecs never touch our topics: every topic and table uses "raw".

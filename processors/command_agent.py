@@ -22,6 +22,7 @@ from processors.command_processing import (
     InputRejectedError,
     dead_letter_headers,
 )
+from processors.transactions import processing, put
 
 log = logging.getLogger("cqrs.command_processor")
 TABLE_NAME = "aggregates"
@@ -53,7 +54,8 @@ def register_command_agent(
     @app.agent(commands, name="command-processor")
     async def process_commands(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            await _process(event, processor, table, outputs)
+            async with processing(app, event):
+                await _process(event, processor, table, outputs)
             yield None
 
     return table
@@ -84,5 +86,5 @@ async def _process(
         await out.events.send(key=key, value=value)
     await out.results.send(key=outcome.result_key, value=outcome.result)
     if outcome.record is not None:
-        table[incoming.table_key] = outcome.record.to_bytes()
+        await put(table, event, incoming.table_key, outcome.record.to_bytes())
     count_command("accepted" if outcome.accepted else "rejected")

@@ -17,6 +17,7 @@ from faust.types import EventT, TableT, TopicT
 
 from processors.command_processing import dead_letter_headers
 from processors.fulfilment_processing import FulfilmentProcessor, SagaRecord
+from processors.transactions import processing, put
 from schemas.errors import SerializationError
 
 log = logging.getLogger("cqrs.fulfilment")
@@ -36,13 +37,15 @@ def register_fulfilment_agents(
     @app.agent(app.topic(topics["events"]), name="fulfilment-router")
     async def route(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            await _route(event, processor, inbox, dead_letters)
+            async with processing(app, event):
+                await _route(event, processor, inbox, dead_letters)
             yield None
 
     @app.agent(inbox, name="fulfilment")
     async def react(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            await _react(event, processor, table, commands)
+            async with processing(app, event):
+                await _react(event, processor, table, commands)
             yield None
 
     return table
@@ -79,4 +82,4 @@ async def _react(
     for command_key, command in reaction.commands:
         await out.send(key=command_key, value=command)
     if reaction.record is not None:
-        table[key] = reaction.record.to_bytes()
+        await put(table, event, key, reaction.record.to_bytes())
