@@ -26,6 +26,7 @@ ENTRIES = {
     "order-summary": "sinks.registry:ORDER_SUMMARY",
     "inventory-levels": "sinks.registry:INVENTORY_LEVELS",
     "sales-analytics": "sinks.registry:SALES_ANALYTICS",
+    "search-orders": "sinks.search.entry:SEARCH_ORDERS",
 }
 
 

@@ -18,10 +18,12 @@ from cqrs.settings import SearchSettings, Settings
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
+from sinks import registry
+from sinks.rebuild import SilentProgress
+from sinks.registry import ProjectionTimeoutError
 from sinks.runner import SinkRunner
 from sinks.search.backend import ResourceMissingError, SearchBackend
 from sinks.search.index import OrderIndex
-from sinks.search.rebuild import rebuild_search_index
 from sinks.search.sink import build_search_sink
 from tests.integration.event_log import EventLog, line
 from tests.integration.pipeline import read_topic, wait_until
@@ -121,21 +123,26 @@ def test_a_rebuild_switches_the_alias_while_the_live_sink_and_new_events_go_on(
 
     writer = threading.Thread(target=keep_writing)
     writer.start()
-    report = rebuild_search_index(live.settings)
+    entry = registry.projection("search-orders")  # what `cqrs projections rebuild` runs
+    report = entry.rebuild(live.settings, live.serde, SilentProgress())
     writer.join(60)
     assert writing.is_set()
 
-    assert report.index == live.index.generation_name(2)
-    assert report.previous == [first]
-    assert live.index.live_index() == report.index
-    assert live.index.generations() == [report.index]  # the old generation is gone
+    assert report.target == live.index.generation_name(2) != first
+    assert report.replayed >= ORDERS
+    assert live.index.live_index() == report.target
+    assert live.index.generations() == [report.target]  # the old generation is gone
     until(lambda: live.statuses() == expected_after(log, expected), "every change in the new index")
 
     # After the switch the live sink writes through the alias into the new index.
     log.order("o-0", "OrderShipped", carrier="UPS", tracking_number="1Z")
     log.commit()
     expected["o-0"] = "SHIPPED"
-    until(lambda: live.statuses(report.index) == expected_after(log, expected), "the later event")
+    until(lambda: live.statuses(report.target) == expected_after(log, expected), "the later event")
+    # Read-your-writes: the entry waits until the document shows the version.
+    assert entry.wait_for(live.settings, "o-0", log.version("o-0"), 30) == log.version("o-0")
+    with pytest.raises(ProjectionTimeoutError, match="shows version"):
+        entry.wait_for(live.settings, "o-0", log.version("o-0") + 1, 0.3)
 
 
 def live_dead_letters(live: LiveSink) -> list[tuple[bytes, bytes, dict[str, bytes]]]:

@@ -13,6 +13,7 @@ import pytest
 
 from cqrs.errors import SinkError
 from cqrs.settings import SearchSettings, Settings
+from sinks import registry
 from sinks.base import EventRecord
 from sinks.search.backend import SearchBackend
 from sinks.search.mapping import ORDER_MAPPINGS, index_settings
@@ -159,3 +160,13 @@ def test_a_vanished_index_is_a_retryable_failure_and_the_batch_is_kept(
     assert sink.buffered == 0
     # o-1's placement was lost with the index: its confirmation cannot apply alone.
     assert set(stored(backend, sink, "o-1", "o-2")) == {"o-2"}
+
+
+def test_migrate_creates_the_first_generation_once(
+    sink_settings: Settings, backend: SearchBackend, search_settings: SearchSettings
+) -> None:
+    entry = registry.projection("search-orders")
+    alias = f"{search_settings.index_prefix}-orders"
+    assert entry.migrate(sink_settings) == [f"index {alias}-000001 behind alias {alias}"]
+    assert entry.migrate(sink_settings) == []
+    assert backend.indices_of_alias(alias) == [f"{alias}-000001"]
