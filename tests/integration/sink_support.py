@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from confluent_kafka.admin import AdminClient
@@ -12,6 +14,7 @@ from psycopg import sql
 
 from cqrs.settings import Settings
 from processors.topic_admin import ensure_topics
+from sinks.runner import SinkRunner
 
 
 def isolated_settings(
@@ -61,3 +64,58 @@ def drop_read_models(settings: Settings) -> None:
         ).fetchall()
         for (name,) in names:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+class RunningSinks:
+    """Sink runners of some projections, each in a thread of this process."""
+
+    def __init__(self, settings: Settings, projections: list[str]) -> None:
+        from sinks.service import build_runner, prepared_serde
+
+        self.settings = settings
+        self.serde = prepared_serde(settings)
+        self.runners = {name: build_runner(settings, name, self.serde) for name in projections}
+        self._threads: list[threading.Thread] = []
+        self.failures: list[BaseException] = []
+
+    def __enter__(self) -> RunningSinks:
+        for runner in self.runners.values():
+            thread = threading.Thread(target=self._run, args=(runner,), name=runner.projection)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        for runner in self.runners.values():
+            runner.stop()
+        for thread in self._threads:
+            thread.join(60)
+        assert not any(t.is_alive() for t in self._threads), "a sink did not stop"
+        assert not self.failures, self.failures
+
+    def ready(self) -> bool:
+        return all(r.health.readiness().ok for r in self.runners.values())
+
+    def _run(self, runner: SinkRunner) -> None:
+        try:
+            runner.run(install_signal_handlers=False)
+        except BaseException as error:
+            self.failures.append(error)
+            raise
+
+
+def query(settings: Settings, statement: str, *params: object) -> list[tuple[Any, ...]]:
+    """Rows of a query in which ``{base}`` names the read-model schema."""
+    text = statement.format(base=settings.sinks.postgres_schema)
+    with psycopg.connect(settings.postgres.conninfo(), autocommit=True) as conn:
+        try:
+            return list(conn.execute(text.encode(), params or None).fetchall())
+        except psycopg.errors.UndefinedTable:
+            return []
+
+
+def table(settings: Settings, name: str, order_by: str) -> list[tuple[Any, ...]]:
+    return query(settings, f"SELECT * FROM {{base}}.{name} ORDER BY {order_by}")
