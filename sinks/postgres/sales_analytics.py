@@ -3,7 +3,7 @@
 Tables (the rules are in ``sinks.model.sales``):
 
 - ``sales_windows(granularity, window_start, sku, currency, window_end,
-  revenue_cents, units, order_count, revision)``: ``sku = '*'`` holds all SKUs;
+  revenue_cents, units, order_count)``: ``sku = '*'`` holds all SKUs;
   readers query it (view) by granularity and time range;
 - ``sales_late_events``: confirmed sales that came later than the grace
   period, with the watermark that made them late (view; for reconciliation);
@@ -14,8 +14,11 @@ Window totals are incremented, so exactly-once matters: the increments, the
 pending orders, the watermarks and the consumed offsets commit in one
 transaction, and records below the stored offsets are never applied again.
 Changed windows are published on ``sales-analytics`` (SalesWindow), keyed
-``<granularity>/<window start ISO>/<sku>/<currency>``; ``revision`` grows with
-every change, so a consumer keeps the record with the highest revision.
+``<granularity>/<window start ISO>/<sku>/<currency>``. Several sink instances
+may publish the same window (its sales come from every partition), so records
+of one key can arrive out of order; every change adds an order, so a consumer
+keeps the record with the highest ``order_count``. Rebuilt windows have the
+same totals.
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ WINDOW_COLUMNS = (
     "revenue_cents",
     "units",
     "order_count",
-    "revision",
 )
 
 
@@ -65,7 +67,6 @@ def _tables(schema: str) -> list[sql.Composed]:
             revenue_cents bigint NOT NULL,
             units bigint NOT NULL,
             order_count bigint NOT NULL,
-            revision bigint NOT NULL,
             PRIMARY KEY (granularity, window_start, sku, currency)""",
         ),
         table(
@@ -195,15 +196,14 @@ def _write_windows(cur: Cursor, schema: str, outcome: SalesOutcome) -> list[View
     cur.execute(
         sql.SQL(
             "INSERT INTO {windows} AS t (granularity, window_start, sku, currency, window_end,"
-            " revenue_cents, units, order_count, revision)"
-            " SELECT g, s, k, c, e, r, u, n, 1 FROM unnest(%s::text[], %s::timestamptz[],"
+            " revenue_cents, units, order_count)"
+            " SELECT g, s, k, c, e, r, u, n FROM unnest(%s::text[], %s::timestamptz[],"
             " %s::text[], %s::text[], %s::timestamptz[], %s::bigint[], %s::bigint[],"
             " %s::bigint[]) AS i(g, s, k, c, e, r, u, n)"
             " ON CONFLICT (granularity, window_start, sku, currency) DO UPDATE SET"
             " revenue_cents = t.revenue_cents + EXCLUDED.revenue_cents,"
             " units = t.units + EXCLUDED.units,"
-            " order_count = t.order_count + EXCLUDED.order_count,"
-            " revision = t.revision + 1"
+            " order_count = t.order_count + EXCLUDED.order_count"
             " RETURNING {cols}"
         ).format(
             windows=sql.Identifier(schema, "sales_windows"),
