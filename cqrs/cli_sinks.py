@@ -22,6 +22,8 @@ def _settings() -> Settings:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call is noise
+    # The runner reports an unreachable database once per retry; the pool's own lines repeat it.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     return settings
 
 

@@ -26,7 +26,7 @@ CONNECT_TIMEOUT_S = 5
 class Database:
     """A small pool for one sink process; ``transaction()`` is the unit of every write."""
 
-    def __init__(self, settings: PostgresSettings, name: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, settings: PostgresSettings, name: str, *, timeout_s: float = 5.0) -> None:
         self.address = f"{settings.host}:{settings.port}/{settings.database}"
         self._pool = ConnectionPool(
             settings.conninfo(),
