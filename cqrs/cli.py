@@ -32,6 +32,8 @@ app.add_typer(deploy_app, name="deploy")
 app.add_typer(lag_app, name="lag")
 app.add_typer(sink_app, name="sink")
 app.add_typer(projections_app, name="projections")
+replay_app = typer.Typer(help="Rebuild state from the event log.", no_args_is_help=True)
+app.add_typer(replay_app, name="replay")
 
 
 def _settings() -> Settings:
@@ -167,6 +169,41 @@ def saga() -> None:
     saga_app = build_fulfilment_worker(settings)
     observe_worker(saga_app, settings)
     run(saga_app, settings.log_level)
+
+
+@replay_app.command("state")
+def replay_state(
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write", help="Replace the aggregate table with the rebuilt one (workers stopped)."
+        ),
+    ] = False,
+) -> None:
+    """Rebuild the aggregate table from `events`; compare it with the live one (exit 1 if
+    they differ), or with --write make it the table the next worker restores."""
+    from processors import replay
+    from schemas.catalog import SchemaCatalog
+    from schemas.registry_client import RegistryClient
+    from schemas.serde import AvroSerde
+
+    settings = _settings()
+    serde = AvroSerde(RegistryClient(settings.registry), SchemaCatalog(), auto_register=False)
+
+    def progress(topic: str, read: int, total: int) -> None:
+        _say(f"  {topic}: {read}/{total} records")
+
+    rebuilt = replay.rebuilt_table(settings, serde, progress)
+    live = replay.live_table(settings, progress)
+    found = replay.differences(live, rebuilt)
+    _say(f"{len(rebuilt)} aggregates rebuilt from the event log; {len(found)} differ from live")
+    for difference in found[:20]:
+        _say(f"  {difference.key}: live={difference.live} rebuilt={difference.rebuilt}")
+    if write:
+        replay.write_table(settings, rebuilt, [d.key for d in found if d.rebuilt is None])
+        _say(f"wrote {len(rebuilt)} records to {replay.changelog_topic(settings)}")
+    elif found:
+        raise typer.Exit(1)
 
 
 @app.command("send")

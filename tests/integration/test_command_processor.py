@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -226,3 +229,26 @@ def test_commands_keyed_or_partitioned_unlike_kafkas_default_are_rejected(
     assert answers() == {"cmd-crc32": "WRONG_PARTITION", "cmd-other-key": "KEY_MISMATCH"}
     assert pipeline.events(sku) == []
     assert client.send_and_wait("RegisterItem", sku, {"name": "placed right"}).version == 1
+
+
+def test_the_table_rebuilt_from_the_event_log_equals_the_live_one(
+    client: CommandClient, pipeline: Pipeline
+) -> None:
+    sku, order_id = f"sku-{uuid.uuid4().hex[:6]}", f"o-{uuid.uuid4().hex[:6]}"
+    client.send_and_wait("RegisterItem", sku, {"name": "Teapot"})
+    client.send_and_wait("AdjustStock", sku, {"delta": 2, "reason": "RESTOCK"})
+    client.send_and_wait("ReserveStock", sku, {"order_id": order_id, "quantity": 5})  # refused
+    client.send_and_wait("ShipOrder", order_id, {})  # rejected: a record with version 0
+    env = {**os.environ, **pipeline.env}
+
+    def replay(*options: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "cqrs", "replay", "state", *options]
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+    verify = replay()
+    write_while_running = replay("--write")
+
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "0 differ from live" in verify.stdout
+    assert write_while_running.returncode != 0
+    assert "stop them before --write" in write_while_running.stdout + write_while_running.stderr
