@@ -31,6 +31,7 @@ as it was, so the runner can call it again with the same content.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,16 +51,14 @@ class EventRecord:
     key: bytes | None = None
     timestamp_ms: int = 0  # the Kafka record's timestamp
     headers: tuple[tuple[str, bytes], ...] = ()
+    # Derived once: projections read them for every event.
+    event_type: str = field(init=False, compare=False, repr=False)  # e.g. "OrderPlaced"
+    metadata: Mapping[str, Any] = field(init=False, compare=False, repr=False)  # the envelope
 
-    @property
-    def event_type(self) -> str:
-        """The record's short name, e.g. ``OrderPlaced``."""
-        return self.full_name.rsplit(".", 1)[-1]
-
-    @property
-    def metadata(self) -> Mapping[str, Any]:
+    def __post_init__(self) -> None:
         found = self.value.get("metadata")
-        return found if isinstance(found, Mapping) else {}
+        object.__setattr__(self, "event_type", self.full_name.rpartition(".")[2])
+        object.__setattr__(self, "metadata", found if isinstance(found, Mapping) else {})
 
     @property
     def aggregate_id(self) -> str:
@@ -105,6 +104,11 @@ class Sink(ABC):
     """A writer of one projection into one store; see the module docstring for the protocol."""
 
     projection: str  # e.g. "order-summary": names the consumer group and the metrics
+    # True when ``flush`` may run in a writer thread while the runner goes on
+    # calling ``add`` for the next batch (one flush in flight at a time). Such a
+    # sink takes what it flushes when ``flush`` starts and, if the write fails,
+    # puts it back in front of what was added meanwhile.
+    concurrent_flush: bool = False
 
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Prepare the store (create or migrate what the sink writes); idempotent."""
@@ -143,6 +147,7 @@ class BatchingSink(Sink, Generic[T]):
 
     def __init__(self) -> None:
         self._entries: list[Entry[T]] = []
+        self._entries_lock = threading.Lock()  # add() and a concurrent flush() meet here
 
     @abstractmethod
     def convert(self, record: EventRecord) -> T | None:
@@ -159,14 +164,23 @@ class BatchingSink(Sink, Generic[T]):
     def add(self, record: EventRecord, topic: str, partition: int, offset: int) -> None:
         item = self.convert(record)
         if item is not None:
-            self._entries.append(Entry(topic, partition, offset, item))
+            entry = Entry(topic, partition, offset, item)
+            with self._entries_lock:
+                self._entries.append(entry)
 
     def flush(self, positions: Mapping[Partition, int]) -> None:
-        if not self._entries and not positions:
+        with self._entries_lock:
+            taken, self._entries = self._entries, []
+        if not taken and not positions:
             return
-        self.write(SinkBatch(tuple(self._entries), dict(positions)))
-        self._entries.clear()
+        try:
+            self.write(SinkBatch(tuple(taken), dict(positions)))
+        except BaseException:
+            with self._entries_lock:  # kept for the retry, ahead of what came since
+                self._entries = taken + self._entries
+            raise
 
     def revoke(self, partitions: Collection[Partition]) -> None:
         gone = set(partitions)
-        self._entries = [e for e in self._entries if (e.topic, e.partition) not in gone]
+        with self._entries_lock:
+            self._entries = [e for e in self._entries if (e.topic, e.partition) not in gone]

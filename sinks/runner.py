@@ -41,6 +41,8 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -91,13 +93,24 @@ def sink_group(settings: Settings, projection: str) -> str:
 def event_record(serde: AvroSerde, message: Message) -> EventRecord:
     """The decoded event in a Kafka message; ``SerializationError`` when it is poison."""
     decoded = serde.decode(message.value() or b"")
+    raw_headers = message.headers()  # None for the command processor's events: the fast path
     return EventRecord(
         decoded.full_name,
         decoded.value,
         message.key(),
         message.timestamp()[1],
-        tuple(_headers(message)),
+        tuple(_headers(message)) if raw_headers else (),
     )
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A batch being written by the writer thread."""
+
+    future: Future[None]
+    positions: dict[Partition, int]
+    records: int
+    started: float
 
 
 class _AbandonedError(Exception):
@@ -145,6 +158,13 @@ class SinkRunner:
         self._batch_records = 0
         self._batch_started: float | None = None
         self._held: collections.deque[Message] = collections.deque()
+        # Concurrent sinks write in this thread while the next batch is consumed.
+        self._writer = (
+            ThreadPoolExecutor(1, thread_name_prefix=f"sink-{sink.projection}-writer")
+            if sink.concurrent_flush
+            else None
+        )
+        self._inflight: _InFlight | None = None
         self._waiting_out = ""  # what a retry loop is waiting for, when one runs
         self._closing = False
         self._next_readiness = 0.0
@@ -168,7 +188,8 @@ class SinkRunner:
             )
             log.info("sink %s consuming %s as group %s", self.projection, self.topic, self.group)
             self._loop()
-            self._flush()  # the batch in flight
+            self._flush()  # the batch under way
+            self._settle(block=True)
         except _AbandonedError:
             log.warning(
                 "sink %s stopped while %s; the batch in flight was not committed and will be "
@@ -179,6 +200,8 @@ class SinkRunner:
         finally:
             self._closing = True
             self.health.set_ready(False, "stopping")
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
             consumer.close()
             self._dead_letters.close()
             self.sink.close()
@@ -209,6 +232,7 @@ class SinkRunner:
                 messages = consumer.consume(self._policy.room(self._batch_records), timeout)
             for message in messages:
                 self._handle(message)
+            self._settle(block=False)
             if self._policy.due(self._batch_records, self._batch_started, time.monotonic()):
                 self._flush()
             self._update_readiness()
@@ -227,7 +251,10 @@ class SinkRunner:
             return  # fetched before a revocation or before positioning: not ours to apply
         offset = message.offset() or 0
         try:
-            record = self._retrying("decode with the schema registry", self._decoder(message))
+            try:
+                record = event_record(self._serde, message)
+            except RegistryError:  # the registry is unreachable: wait, the event is not poison
+                record = self._retrying("decode with the schema registry", self._decoder(message))
             self.sink.add(record, partition[0], partition[1], offset)
             self._batch_records += 1
         except (SerializationError, InvalidEventError) as poison:
@@ -273,16 +300,59 @@ class SinkRunner:
     # -- writing and committing ----------------------------------------------------------
 
     def _flush(self) -> None:
+        """Write the batch under way: at once, or in the writer thread for concurrent sinks."""
+        if self._writer is None:
+            if self._batch_positions:
+                started = time.monotonic()
+                self._retrying("write the batch", self._write_batch)
+                self._complete_batch(started)
+            return
+        self._settle(block=True)  # one write in flight at a time
         if not self._batch_positions:
             return
-        started = time.monotonic()
-        self._retrying("write the batch", self._write_batch)
-        self._complete_batch(started)
+        positions, records = dict(self._batch_positions), self._batch_records
+        self._reset_batch()
+        future = self._writer.submit(self._write_snapshot, positions)
+        self._inflight = _InFlight(future, positions, records, time.monotonic())
+
+    def _settle(self, *, block: bool, retry: bool = True) -> None:
+        """Account for the write in flight once it is done (waiting for it if ``block``).
+
+        A failed write is retried here, in this thread, with whatever was added
+        since (the sink put the failed batch back in front of it).
+        """
+        inflight = self._inflight
+        if inflight is None or not (block or inflight.future.done()):
+            return
+        self._inflight = None
+        try:
+            inflight.future.result()
+        except (SinkError, *TRANSIENT) as error:
+            if isinstance(error, SinkError) and not error.retryable:
+                SINK_ERRORS.labels(self.projection, "fatal").inc()
+                raise
+            for partition, offset in inflight.positions.items():
+                if partition in self._assigned:
+                    mine = self._batch_positions.get(partition, 0)
+                    self._batch_positions[partition] = max(mine, offset)
+            self._batch_records += inflight.records
+            self._batch_started = self._batch_started or inflight.started
+            if not retry:
+                raise
+            SINK_ERRORS.labels(self.projection, "retryable").inc()
+            log.warning("sink %s cannot write the batch: %s; retrying", self.projection, error)
+            self._retrying("write the batch", self._write_batch)
+            self._complete_batch(inflight.started)
+            return
+        self._account(inflight.positions, inflight.records, inflight.started)
 
     def _complete_batch(self, started: float) -> None:
-        """Account for a batch that is durable, then commit its offsets."""
-        applied, positions = self._batch_records, dict(self._batch_positions)
+        """The batch under way is durable: account for it and commit its offsets."""
+        positions, records = dict(self._batch_positions), self._batch_records
         self._reset_batch()
+        self._account(positions, records, started)
+
+    def _account(self, positions: dict[Partition, int], applied: int, started: float) -> None:
         SINK_BATCH_SECONDS.labels(self.projection).observe(time.monotonic() - started)
         SINK_BATCHES.labels(self.projection).inc()
         EVENTS_APPLIED.labels(self.projection).inc(applied)
@@ -294,6 +364,11 @@ class SinkRunner:
     def _write_batch(self) -> None:
         self._dead_letters.flush()
         self.sink.flush(self._batch_positions)
+
+    def _write_snapshot(self, positions: dict[Partition, int]) -> None:
+        """The writer thread's job: dead letters, then the sink's batch."""
+        self._dead_letters.flush()
+        self.sink.flush(positions)
 
     def _reset_batch(self) -> None:
         self._batch_positions.clear()
@@ -447,11 +522,13 @@ class SinkRunner:
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = [(tp.topic, tp.partition) for tp in partitions]
-        if self._batch_positions and not self._waiting_out and not self._closing:
+        if not self._waiting_out and not self._closing:
             started = time.monotonic()
             try:
-                self._write_batch()
-                self._complete_batch(started)
+                self._settle(block=True, retry=False)
+                if self._batch_positions:
+                    self._write_batch()
+                    self._complete_batch(started)
             except (SinkError, *TRANSIENT) as error:
                 log.warning(
                     "sink %s: could not write before giving up %s (%s); the next owner "
@@ -504,17 +581,22 @@ class SinkRunner:
         return True, ""
 
     def lag(self) -> int | None:
-        """Records between what this runner has consumed and the end of its partitions."""
+        """Records between what this runner has consumed and the end of its partitions.
+
+        The end comes from the latest fetch response (no broker round trip); a
+        partition not fetched from yet is asked for once.
+        """
         consumer = self._require_consumer()
         total = 0
         for topic, number in sorted(self._assigned):
+            partition = TopicPartition(topic, number)
             try:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, number), timeout=5, cached=False
-                )
+                low, high = consumer.get_watermark_offsets(partition, cached=True)
+                if high < 0:
+                    low, high = consumer.get_watermark_offsets(partition, timeout=5)
             except KafkaException:
                 return None
-            total += max(0, high - self._next.get((topic, number), low))
+            total += max(0, high - self._next.get((topic, number), max(low, 0)))
         return total
 
     # -- plumbing ----------------------------------------------------------------------

@@ -161,69 +161,69 @@ def _placement(record: EventRecord) -> Placement:
 
 def fold(changes: Iterable[OrderChange]) -> tuple[list[OrderRow], list[OrderPatch]]:
     """One write per order: a full row when the batch placed it, else a patch."""
-    rows: dict[str, OrderRow] = {}
-    patches: dict[str, OrderPatch] = {}
+    by_order: dict[str, list[OrderChange]] = {}
     for change in changes:
-        oid = change.order_id
-        if change.placement is not None:
-            patches.pop(oid, None)
-            rows[oid] = placed_row(change, change.placement)
-        elif oid in rows:
-            rows[oid] = transition_row(rows[oid], change)
+        by_order.setdefault(change.order_id, []).append(change)
+    rows: list[OrderRow] = []
+    patches: list[OrderPatch] = []
+    for history in by_order.values():
+        placed = [n for n, change in enumerate(history) if change.placement is not None]
+        if placed:
+            rows.append(_folded_row(history[placed[-1] :]))
         else:
-            patches[oid] = transition_patch(patches.get(oid), change)
-    return list(rows.values()), list(patches.values())
+            patches.append(_folded_patch(history))
+    return rows, patches
 
 
-def placed_row(change: OrderChange, placement: Placement) -> OrderRow:
+def _settled(history: list[OrderChange]) -> tuple[OrderChange, dict[str, datetime]]:
+    """The last change of a history in version order (duplicates dropped), and its stamps."""
+    last = history[0]
+    stamps: dict[str, datetime] = {}
+    for change in history:
+        if change is not last and change.version <= last.version:
+            continue  # a duplicate within the batch
+        last = change
+        if change.stamp:
+            stamps[change.stamp] = change.at
+    return last, stamps
+
+
+def _folded_row(history: list[OrderChange]) -> OrderRow:
+    first = history[0]
+    placement = first.placement
+    assert placement is not None
+    last, stamps = _settled(history)
     return OrderRow(
-        order_id=change.order_id,
-        customer_id=placement.customer_id,
-        status=PLACED,
-        lines=placement.lines,
-        currency=placement.currency,
-        total_cents=placement.total_cents,
-        item_count=placement.item_count,
-        status_reason="",
-        placed_at=change.at,
-        confirmed_at=None,
-        rejected_at=None,
-        cancelled_at=None,
-        shipped_at=None,
-        updated_at=change.at,
-        version=change.version,
+        first.order_id,
+        placement.customer_id,
+        last.status,
+        placement.lines,
+        placement.currency,
+        placement.total_cents,
+        placement.item_count,
+        last.reason,
+        first.at,
+        stamps.get("confirmed_at"),
+        stamps.get("rejected_at"),
+        stamps.get("cancelled_at"),
+        stamps.get("shipped_at"),
+        last.at,
+        last.version,
     )
 
 
-def transition_row(row: OrderRow, change: OrderChange) -> OrderRow:
-    if change.version <= row.version:
-        return row  # a duplicate within the batch
-    stamps: dict[str, Any] = {change.stamp: change.at} if change.stamp else {}
-    return replace(
-        row,
-        status=change.status,
-        status_reason=change.reason,
-        updated_at=change.at,
-        version=change.version,
-        **stamps,
-    )
-
-
-def transition_patch(patch: OrderPatch | None, change: OrderChange) -> OrderPatch:
-    if patch is not None and change.version <= patch.version:
-        return patch
-    stamps: dict[str, datetime | None] = {
-        name: getattr(patch, name) if patch else None for name in STAMPS
-    }
-    if change.stamp:
-        stamps[change.stamp] = change.at
+def _folded_patch(history: list[OrderChange]) -> OrderPatch:
+    last, stamps = _settled(history)
     return OrderPatch(
-        order_id=change.order_id,
-        status=change.status,
-        status_reason=change.reason,
-        updated_at=change.at,
-        version=change.version,
-        **stamps,
+        last.order_id,
+        last.status,
+        last.reason,
+        stamps.get("confirmed_at"),
+        stamps.get("rejected_at"),
+        stamps.get("cancelled_at"),
+        stamps.get("shipped_at"),
+        last.at,
+        last.version,
     )
 
 

@@ -91,7 +91,9 @@ class InventoryLevelsProjection(PostgresProjection[StockDelta]):
     def convert(self, record: EventRecord) -> StockDelta | None:
         return inventory.convert(record)
 
-    def apply(self, cur: Cursor, schema: str, entries: Sequence[Entry[StockDelta]]) -> Applied:
+    def apply(
+        self, cur: Cursor, schema: str, entries: Sequence[Entry[StockDelta]], *, views: bool = True
+    ) -> Applied:
         partition_of = {e.item.sku: e.partition for e in entries}
         deltas = inventory.fold(e.item for e in entries)
         applied = Applied()

@@ -27,6 +27,7 @@ from sinks.model import orders
 from sinks.model.orders import OrderChange, OrderPatch, OrderRow
 from sinks.postgres.projection import Applied, PostgresProjection, View
 from sinks.postgres.schema import Cursor, Migration, position_tables
+from sinks.postgres.staging import Staging
 
 VIEW_COLUMNS = (
     "order_id",
@@ -49,7 +50,7 @@ ROW_TYPES = (
     "text",
     "text",
     "text",
-    "text",  # lines: JSON text, cast to jsonb on insert
+    "jsonb",
     "text",
     "bigint",
     "integer",
@@ -129,14 +130,10 @@ def _tables(schema: str) -> list[sql.Composed]:
     ]
 
 
-def _unnest(columns: Sequence[str], types: Sequence[str]) -> sql.Composed:
-    """``unnest(%(c)s::type[], ...) AS i(c, ...)``: one parameter (an array) per column."""
-    arrays = sql.SQL(", ").join(
-        sql.SQL("{}::{}[]").format(sql.Placeholder(column), sql.SQL(kind))
-        for column, kind in zip(columns, types, strict=True)
-    )
-    names = sql.SQL(", ").join(map(sql.Identifier, columns))
-    return sql.SQL("unnest({}) AS i({})").format(arrays, names)
+ROWS_STAGE = Staging("cqrs_stage_order_rows", tuple(zip(VIEW_COLUMNS, ROW_TYPES, strict=True)))
+PATCHES_STAGE = Staging(
+    "cqrs_stage_order_patches", tuple(zip(PATCH_COLUMNS, PATCH_TYPES, strict=True))
+)
 
 
 def _columns(names: Sequence[str], table: str | None = None) -> sql.Composed:
@@ -162,26 +159,22 @@ def _history_upsert(schema: str) -> sql.Composed:
 
 
 def upsert_rows_statement(schema: str) -> sql.Composed:
-    values = [
-        sql.SQL("i.lines::jsonb") if c == "lines" else sql.Identifier("i", c) for c in VIEW_COLUMNS
-    ]
     updates = sql.SQL(", ").join(
         sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in VIEW_COLUMNS[1:]
     )
     template = sql.SQL(
         "WITH summary AS ("
-        " INSERT INTO {summary} AS t ({cols}) SELECT {values} FROM {unnest}"
+        " INSERT INTO {summary} AS t ({cols}) SELECT {cols} FROM {stage}"
         " ON CONFLICT (order_id) DO UPDATE SET {updates} WHERE t.version < EXCLUDED.version"
         " RETURNING t.*"
         "), history AS ({history}) "
-        "SELECT {cols} FROM summary"
+        "SELECT order_id FROM summary"
     )
     return template.format(
         summary=sql.Identifier(schema, "order_summary"),
         history=_history_upsert(schema),
         cols=_columns(VIEW_COLUMNS),
-        values=sql.SQL(", ").join(values),
-        unnest=_unnest(VIEW_COLUMNS, ROW_TYPES),
+        stage=ROWS_STAGE.table,
         updates=updates,
     )
 
@@ -198,7 +191,7 @@ def update_patches_statement(schema: str) -> sql.Composed:
         "WITH summary AS ("
         " UPDATE {summary} AS t SET status = i.status, status_reason = i.status_reason,"
         " {stamps}, updated_at = i.updated_at, version = i.version"
-        " FROM {unnest} WHERE t.order_id = i.order_id AND t.version < i.version"
+        " FROM {stage} AS i WHERE t.order_id = i.order_id AND t.version < i.version"
         " RETURNING t.*"
         "), history AS ("
         " UPDATE {history} AS h SET {history_updates} FROM summary"
@@ -209,31 +202,51 @@ def update_patches_statement(schema: str) -> sql.Composed:
         summary=sql.Identifier(schema, "order_summary"),
         history=sql.Identifier(schema, "customer_orders"),
         stamps=stamps,
-        unnest=_unnest(PATCH_COLUMNS, PATCH_TYPES),
+        stage=PATCHES_STAGE.table,
         history_updates=history_updates,
         cols=_columns(VIEW_COLUMNS, "summary"),
     )
 
 
-def row_parameters(rows: Sequence[OrderRow]) -> dict[str, list[Any]]:
-    params: dict[str, list[Any]] = {column: [] for column in VIEW_COLUMNS}
-    for row in rows:
-        for column in VIEW_COLUMNS:
-            value = getattr(row, column)
-            if column == "lines":
-                value = json.dumps([line.as_dict() for line in value], separators=(",", ":"))
-            params[column].append(value)
-    return params
+_JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder: json.dumps builds one per call
 
 
-def patch_parameters(patches: Sequence[OrderPatch]) -> dict[str, list[Any]]:
-    return {column: [getattr(p, column) for p in patches] for column in PATCH_COLUMNS}
+def row_values(row: OrderRow) -> tuple[Any, ...]:
+    lines = _JSON.encode([line.as_dict() for line in row.lines])
+    return (
+        row.order_id,
+        row.customer_id,
+        row.status,
+        lines,
+        row.currency,
+        row.total_cents,
+        row.item_count,
+        row.status_reason,
+        row.placed_at,
+        row.confirmed_at,
+        row.rejected_at,
+        row.cancelled_at,
+        row.shipped_at,
+        row.updated_at,
+        row.version,
+    )
+
+
+def patch_values(patch: OrderPatch) -> tuple[Any, ...]:
+    return tuple(getattr(patch, column) for column in PATCH_COLUMNS)
 
 
 def view_of(row: Sequence[Any]) -> View:
     value = dict(zip(VIEW_COLUMNS, row, strict=True))
     value["lines"] = list(value["lines"])
     return View(str(value["order_id"]), value)
+
+
+def row_view(row: OrderRow) -> View:
+    """The view of a row written whole: what the table now holds, without reading it back."""
+    value = {column: getattr(row, column) for column in VIEW_COLUMNS}
+    value["lines"] = [line.as_dict() for line in row.lines]
+    return View(row.order_id, value)
 
 
 class OrderSummaryProjection(PostgresProjection[OrderChange]):
@@ -249,17 +262,22 @@ class OrderSummaryProjection(PostgresProjection[OrderChange]):
     def convert(self, record: EventRecord) -> OrderChange | None:
         return orders.convert(record)
 
-    def apply(self, cur: Cursor, schema: str, entries: Sequence[Entry[OrderChange]]) -> Applied:
+    def apply(
+        self, cur: Cursor, schema: str, entries: Sequence[Entry[OrderChange]], *, views: bool = True
+    ) -> Applied:
         partition_of = {e.item.order_id: e.partition for e in entries}
         rows, patches = orders.fold(e.item for e in entries)
         applied = Applied()
         if rows:
-            cur.execute(upsert_rows_statement(schema), row_parameters(rows))
-            for found in cur.fetchall():
-                view = view_of(found)
+            ROWS_STAGE.load(cur, map(row_values, rows))
+            cur.execute(upsert_rows_statement(schema))
+            by_id = {row.order_id: row for row in rows} if views else {}
+            for (order_id,) in cur.fetchall() if views else ():
+                view = row_view(by_id[str(order_id)])
                 applied.add(partition_of[view.key], view)
         if patches:
-            cur.execute(update_patches_statement(schema), patch_parameters(patches))
+            PATCHES_STAGE.load(cur, map(patch_values, patches))
+            cur.execute(update_patches_statement(schema))
             for found in cur.fetchall():
                 view = view_of(found)
                 applied.add(partition_of[view.key], view)

@@ -59,8 +59,14 @@ class PostgresProjection(ABC, Generic[C]):
         """Pure: the change one event makes (None if irrelevant); InvalidEventError for poison."""
 
     @abstractmethod
-    def apply(self, cur: Cursor, schema: str, entries: Sequence[Entry[C]]) -> Applied:
-        """Write the entries' changes into the table set ``schema`` (inside the transaction)."""
+    def apply(
+        self, cur: Cursor, schema: str, entries: Sequence[Entry[C]], *, views: bool = True
+    ) -> Applied:
+        """Write the entries' changes into the table set ``schema`` (inside the transaction).
+
+        ``views`` says whether the changed views are wanted (for publication);
+        a projection may skip building them when not.
+        """
 
     def load_views(self, cur: Cursor, schema: str, keys: Sequence[str]) -> list[View]:
         """Current views of ``keys`` (to publish again after a crash); none by default."""

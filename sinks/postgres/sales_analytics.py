@@ -110,7 +110,9 @@ class SalesAnalyticsProjection(PostgresProjection[SalesEvent]):
     def convert(self, record: EventRecord) -> SalesEvent | None:
         return sales.convert(record)
 
-    def apply(self, cur: Cursor, schema: str, entries: Sequence[Entry[SalesEvent]]) -> Applied:
+    def apply(
+        self, cur: Cursor, schema: str, entries: Sequence[Entry[SalesEvent]], *, views: bool = True
+    ) -> Applied:
         topic = entries[0].topic
         events = [(e.partition, e.offset, e.item) for e in entries]
         pending = _pending(cur, schema, sales.orders_to_look_up(e.item for e in entries))

@@ -19,6 +19,7 @@ One ``write`` is one transaction:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import Generic, TypeVar
 
@@ -49,7 +50,14 @@ def notify_channel(base: str, projection: str) -> str:
 
 
 class PostgresSink(BatchingSink[C], Generic[C]):
-    """Writes one projection; ``table_set`` fixes the target (a rebuild's shadow)."""
+    """Writes one projection; ``table_set`` fixes the target (a rebuild's shadow).
+
+    Writes may run in the runner's writer thread while the next batch is
+    consumed (``concurrent_flush``): conversion is pure, and the partitions
+    owned are shared under a lock.
+    """
+
+    concurrent_flush = True
 
     def __init__(
         self,
@@ -68,6 +76,7 @@ class PostgresSink(BatchingSink[C], Generic[C]):
         self._publisher = publisher if projection.view_topic else None
         self._fixed = table_set
         self._owned: set[int] = set()
+        self._owned_lock = threading.Lock()
         self._republish_due = False
         self._channel = notify_channel(self.base, projection.name)
 
@@ -84,7 +93,8 @@ class PostgresSink(BatchingSink[C], Generic[C]):
         with self.database.transaction() as cur:
             target = self._target(cur, lock=False)
             found = read_positions(cur, target, self.projection, partitions)
-        self._owned.update(number for _, number in partitions)
+        with self._owned_lock:
+            self._owned.update(number for _, number in partitions)
         self._republish_due = self._publisher is not None
         return found
 
@@ -104,7 +114,8 @@ class PostgresSink(BatchingSink[C], Generic[C]):
                     self.projection,
                     len(batch.entries) - len(fresh),
                 )
-            applied = self.model.apply(cur, target, fresh) if fresh else Applied()
+            wanted = self._publisher is not None
+            applied = self.model.apply(cur, target, fresh, views=wanted) if fresh else Applied()
             advance_positions(cur, target, self.projection, batch.positions, stored)
             outbox = self._note_outbox(cur, target, applied)
             cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
@@ -115,7 +126,8 @@ class PostgresSink(BatchingSink[C], Generic[C]):
 
     def revoke(self, partitions: Collection[Partition]) -> None:
         super().revoke(partitions)
-        self._owned.difference_update(number for _, number in partitions)
+        with self._owned_lock:
+            self._owned.difference_update(number for _, number in partitions)
 
     def close(self) -> None:
         if self._publisher is not None:
@@ -170,6 +182,10 @@ class PostgresSink(BatchingSink[C], Generic[C]):
         except Exception as error:  # published already: a leftover entry only republishes
             log.warning("%s: outbox entries %s not cleared: %s", self.projection, ids, error)
 
+    def _owned_partitions(self) -> list[int]:
+        with self._owned_lock:
+            return sorted(self._owned)
+
     def _republish(self) -> None:
         """Publish views committed by an earlier owner (or attempt) but never published."""
         with self.database.transaction() as cur:
@@ -178,7 +194,7 @@ class PostgresSink(BatchingSink[C], Generic[C]):
                 sql.SQL(
                     "SELECT id, view_keys FROM {} WHERE partition = ANY(%s) ORDER BY id"
                 ).format(sql.Identifier(target, "publication_outbox")),
-                (sorted(self._owned),),
+                (self._owned_partitions(),),
             )
             pending = [(int(str(row[0])), _texts(row[1])) for row in cur.fetchall()]
             keys = sorted({key for _, found in pending for key in found})
