@@ -152,6 +152,13 @@ class SearchSettings(_Section):
     bulk_max_actions: int = Field(
         default=2000, ge=1, description="Documents per bulk request of the search sink."
     )
+    bulk_concurrency: int = Field(
+        default=2, ge=1, description="Bulk requests of one batch the search sink sends at once."
+    )
+    http_compress: bool = Field(
+        default=False,
+        description="gzip request bodies: saves bandwidth across networks, costs CPU on both ends.",
+    )
     document_cache_size: int = Field(
         default=50_000,
         ge=0,
@@ -187,6 +194,11 @@ class ProcessorSettings(_Section):
     )
     dedup_window: int = Field(
         default=1000, description="Command ids remembered per aggregate for idempotency."
+    )
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
+        default="exactly_once",
+        description="at_least_once only to measure what exactly-once costs: a crash can then "
+        "repeat results (events stay deduplicated by command id).",
     )
     session_timeout_s: float = Field(
         default=10.0,

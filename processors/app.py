@@ -26,7 +26,7 @@ def create_app(settings: Settings, app_id: str | None = None) -> faust.App:
             f"kafka://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")
         ],
         broker_credentials=_credentials(settings),
-        processing_guarantee="exactly_once",
+        processing_guarantee=processor.processing_guarantee,
         store=processor.store,
         datadir=str(processor.datadir),
         topic_partitions=processor.partitions,

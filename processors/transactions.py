@@ -50,6 +50,11 @@ from faust.types.tuples import RecordMetadata
 
 from cqrs.errors import ConfigurationError
 
+
+class ConsumerStoppedError(RuntimeError):
+    """A commit was refused because an event failed half-way through its output."""
+
+
 _source: ContextVar[TP | None] = ContextVar("cqrs_source_partition", default=None)
 
 
@@ -61,6 +66,7 @@ class EventScopedTransactions(TransactionManager):
         # Held while one event is processed and while offsets are chosen and committed,
         # so a commit never falls between two sends of one event or before its ack.
         self.boundary = asyncio.Lock()
+        self.poisoned: BaseException | None = None
 
     def transactional_id(self, source: TP) -> str:
         group = self.app.assignor.group_for_topic(source.topic)
@@ -102,6 +108,10 @@ class _Consumer(AIOKafkaConsumer):
             return committed
         # Offsets are chosen inside the boundary: exactly the events whose output was sent.
         async with transactions.boundary:
+            if transactions.poisoned is not None:
+                raise ConsumerStoppedError(
+                    f"not committing after a failed event: {transactions.poisoned!r}"
+                )
             committed = await super().force_commit(topics, start_new_transaction)
         return committed
 
@@ -121,16 +131,27 @@ class PipelineApp(faust.App):
 @asynccontextmanager
 async def processing(app: faust.App, event: EventT[bytes]) -> AsyncIterator[None]:
     """Process ``event`` so that all it sends, and its offset, commit in one transaction."""
-    transactions = app.consumer.transactions
-    if not isinstance(transactions, EventScopedTransactions):
-        raise ConfigurationError(
-            "agents must run in a PipelineApp with processing_guarantee='exactly_once'"
-        )
     message = event.message
+    transactions = getattr(app.consumer, "transactions", None)
+    if not isinstance(transactions, EventScopedTransactions):
+        if app.in_transaction:
+            raise ConfigurationError("exactly-once agents must run in a PipelineApp")
+        yield  # at-least-once: Faust acknowledges the event after the agent's step
+        return
     async with transactions.boundary:
         token = _source.set(message.tp)
         try:
             yield
+        except asyncio.CancelledError as stopped:
+            transactions.poisoned = stopped  # stopping mid-event: the open transaction is void
+            raise
+        except Exception as error:
+            # Part of this event's output may be in the open transaction: it must never
+            # commit. Faust would acknowledge the event and go on, so stop the worker; the
+            # next owner of the partition aborts the transaction and processes the event again.
+            transactions.poisoned = error
+            asyncio.get_running_loop().create_task(app.crash(error))
+            raise
         finally:
             _source.reset(token)
         # Acknowledged inside the boundary: the next commit includes this offset with its output.
