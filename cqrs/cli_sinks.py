@@ -29,22 +29,23 @@ def _settings() -> Settings:
 
 @sink_app.command("run")
 def run(
-    projection: Annotated[
-        str | None, typer.Argument(help="Projection to run, e.g. order-summary.")
+    projections: Annotated[
+        list[str] | None,
+        typer.Argument(help="Projection(s) to run, e.g. order-summary; several share a process."),
     ] = None,
     run_all: Annotated[
         bool, typer.Option("--all", help="Run every projection in this process (local runs).")
     ] = False,
 ) -> None:
-    """Consume events into a projection until SIGTERM/SIGINT; serves /metrics, /livez, /readyz."""
+    """Consume events into projections until SIGTERM/SIGINT; serves /metrics, /livez, /readyz."""
     from sinks import registry
     from sinks.service import run_sinks
 
-    if run_all == (projection is not None):
+    if run_all == bool(projections):
         raise typer.BadParameter(
-            f"name one projection or use --all ({', '.join(registry.names())})"
+            f"name projections or use --all (known: {', '.join(registry.names())})"
         )
-    run_sinks(_settings(), registry.names() if run_all else [str(projection)])
+    run_sinks(_settings(), registry.names() if run_all else list(projections or []))
 
 
 @projections_app.command("list")

@@ -1,4 +1,4 @@
-"""The read side end to end: `cqrs worker` writes events, `cqrs sink run --all` projects them.
+"""The read side end to end: `cqrs worker` writes events, `cqrs sink run` projects them.
 
 Commands go through the real command processor; the sinks run as the real
 ``cqrs sink run`` process with its observability endpoints; clients read their
@@ -24,6 +24,7 @@ from tests.integration.pipeline import Pipeline, WorkerProcess, wait_until
 from tests.integration.sink_support import drop_read_models, query
 
 WAIT = ("--wait-projection", "order-summary")
+PG_PROJECTIONS = ("order-summary", "inventory-levels", "sales-analytics")
 ADDRESS = {"name": "Ada", "street": "1 Loop", "city": "Paris", "postal_code": "1", "country": "FR"}
 
 
@@ -47,7 +48,7 @@ def pipeline(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="module")
 def sinks(pipeline: Pipeline) -> Iterator[WorkerProcess]:
-    process = pipeline.process("sink", "run", "--all", name="sinks", ready="consuming")
+    process = pipeline.process("sink", "run", *PG_PROJECTIONS, name="sinks", ready="consuming")
     process.start()
     yield process
     process.stop()
@@ -143,5 +144,5 @@ def test_the_sink_process_serves_metrics_and_health_and_stops_gracefully(
     sinks.process.terminate()
     assert sinks.process.wait(60) == 0
     log = sinks.output()
-    for name in ("order-summary", "inventory-levels", "sales-analytics"):
+    for name in PG_PROJECTIONS:
         assert f"sink {name} stopped" in log
