@@ -20,6 +20,8 @@ CREATE ROLE cqrs_reader LOGIN PASSWORD :'reader_password';
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 REVOKE ALL ON DATABASE :"DBNAME" FROM PUBLIC;
 GRANT CONNECT ON DATABASE :"DBNAME" TO cqrs_owner, cqrs_sink, cqrs_reader;
+-- The sinks stage each batch in a session-local temporary table (COPY, then one upsert).
+GRANT TEMPORARY ON DATABASE :"DBNAME" TO cqrs_sink;
 GRANT CREATE ON DATABASE :"DBNAME" TO cqrs_owner;
 
 -- The base schema (sinks.postgres_schema, default read_models) and what the owner

@@ -95,8 +95,16 @@ def lock(cur: Cursor, base: str) -> None:
 
 
 def migrate(cur: Cursor, base: str, plans: Iterable[SchemaPlan]) -> list[str]:
-    """Create or upgrade the base schema and each projection's live set; what ran, as lines."""
+    """Create or upgrade the base schema and each projection's live set; what ran, as lines.
+
+    When everything is current it only reads, so a sink logged in as a role
+    without DDL rights (``deploy/postgres/roles.sql``) starts on a database
+    its owner migrated.
+    """
+    plans = list(plans)
     lock(cur, base)
+    if is_current(cur, base, plans):
+        return []
     cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(base)))
     cur.execute(
         sql.SQL(
@@ -130,13 +138,39 @@ def migrate(cur: Cursor, base: str, plans: Iterable[SchemaPlan]) -> list[str]:
     return done
 
 
+def is_current(cur: Cursor, base: str, plans: Sequence[SchemaPlan]) -> bool:
+    """Whether the base schema, each live set, its migrations and its views are all there."""
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{base}"."schema_migrations"',))
+    row = cur.fetchone()
+    if row is None or not row[0]:
+        return False
+    if _applied(cur, base, BASE_SCOPE) < {m.number for m in BASE_MIGRATIONS}:
+        return False
+    for plan in plans:
+        active = active_table_set(cur, base, plan.projection)
+        if active is None or _applied(cur, base, active) < {m.number for m in plan.migrations}:
+            return False
+        if missing_views(cur, base, plan.exposed):
+            return False
+    return True
+
+
+def _applied(cur: Cursor, base: str, scope: str) -> set[int]:
+    cur.execute(
+        sql.SQL("SELECT number FROM {} WHERE scope = %s").format(
+            sql.Identifier(base, "schema_migrations")
+        ),
+        (scope,),
+    )
+    return {int(str(row[0])) for row in cur.fetchall()}
+
+
 def apply_pending(
     cur: Cursor, base: str, scope: str, schema: str, migrations: Sequence[Migration]
 ) -> list[str]:
     """Run the migrations ``scope`` has not had yet, in order; returns what ran."""
     table = sql.Identifier(base, "schema_migrations")
-    cur.execute(sql.SQL("SELECT number FROM {} WHERE scope = %s").format(table), (scope,))
-    applied = {int(str(row[0])) for row in cur.fetchall()}
+    applied = _applied(cur, base, scope)
     ran = []
     for migration in sorted(migrations, key=lambda m: m.number):
         if migration.number in applied:
