@@ -39,7 +39,7 @@ class OrderChange:
     sequence: int
     event_type: str
     event_id: str
-    occurred_at: datetime
+    occurred_at: str  # ISO-8601 UTC, formatted once: documents carry it as text
     fields: Mapping[str, Any]
 
 
@@ -74,14 +74,14 @@ class OrderDocument:
     currency: str
     total_cents: int
     shipping_address: ShippingAddress
-    placed_at: datetime
-    updated_at: datetime
+    placed_at: str  # timestamps as ISO-8601 UTC text, as the index holds them
+    updated_at: str
     version: int
     last_event_id: str
     status_reason: str = ""
     carrier: str = ""
     tracking_number: str | None = None
-    shipped_at: datetime | None = None
+    shipped_at: str | None = None
 
     @property
     def item_count(self) -> int:
@@ -115,9 +115,9 @@ class OrderDocument:
             },
             "carrier": self.carrier,
             "tracking_number": self.tracking_number,
-            "placed_at": _timestamp(self.placed_at),
-            "updated_at": _timestamp(self.updated_at),
-            "shipped_at": _timestamp(self.shipped_at) if self.shipped_at else None,
+            "placed_at": self.placed_at,
+            "updated_at": self.updated_at,
+            "shipped_at": self.shipped_at,
             "version": self.version,
             "last_event_id": self.last_event_id,
         }
@@ -143,14 +143,14 @@ class OrderDocument:
                 address["postal_code"],
                 address["country"],
             ),
-            placed_at=_parse(source["placed_at"]),
-            updated_at=_parse(source["updated_at"]),
+            placed_at=source["placed_at"],
+            updated_at=source["updated_at"],
             version=int(source["version"]),
             last_event_id=source["last_event_id"],
             status_reason=source.get("status_reason") or "",
             carrier=source.get("carrier") or "",
             tracking_number=source.get("tracking_number"),
-            shipped_at=_parse(source["shipped_at"]) if source.get("shipped_at") else None,
+            shipped_at=source.get("shipped_at"),
         )
 
 
@@ -169,7 +169,9 @@ def order_change(record: EventRecord) -> OrderChange | None:
             "MISSING_ORDER_IDENTITY",
             f"{record.event_type} lacks an aggregate id or a positive sequence",
         )
-    occurred_at = record.occurred_at or datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+    occurred_at = _timestamp(
+        record.occurred_at or datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+    )
     fields = {name: value for name, value in record.value.items() if name != "metadata"}
     if record.event_type == "OrderPlaced":
         _check_placed(order_id, fields)
@@ -300,7 +302,3 @@ def _check_placed(order_id: str, fields: Mapping[str, Any]) -> None:
 def _timestamp(moment: datetime) -> str:
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -60,7 +60,7 @@ class OpenSearchBackend(SearchBackend):
             timeout=search.request_timeout_s,
             max_retries=0,  # the sink runner retries with backoff
             retry_on_timeout=False,
-            http_compress=True,
+            http_compress=search.http_compress,
         )
 
     def info(self) -> EngineInfo:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Protocol
 
 from confluent_kafka import Consumer, Message, TopicPartition
@@ -131,6 +132,9 @@ class SearchOrdersSink(BatchingSink[OrderChange]):
         self._cache = DocumentCache(settings.search.document_cache_size)
         # Refused records of the batch under way: a retried write refuses them once only.
         self._refused_records: set[tuple[str, int, int]] = set()
+        self._bulk_pool = ThreadPoolExecutor(
+            settings.search.bulk_concurrency, thread_name_prefix="search-bulk"
+        )
 
     @property
     def target(self) -> str:
@@ -152,14 +156,44 @@ class SearchOrdersSink(BatchingSink[OrderChange]):
         return order_change(record)
 
     def write(self, batch: SinkBatch[OrderChange]) -> None:
+        """Fold and index the batch in chunks of orders, one chunk's reads and folding
+        overlapping the bulk requests of the chunks before it."""
         by_order: dict[str, list[Entry[OrderChange]]] = {}
         for entry in batch.entries:
             by_order.setdefault(entry.item.order_id, []).append(entry)
-        if not by_order:
-            return
-        stored = self._starting_documents(by_order)
-        folds = {order_id: fold(stored.get(order_id), by_order[order_id]) for order_id in by_order}
-        for order_id, result in folds.items():
+        orders = list(by_order)
+        size = self._search.bulk_max_actions
+        in_flight: list[tuple[dict[str, Fold], Future[list[BulkItemResult]]]] = []
+        try:
+            for start in range(0, len(orders), size):
+                chunk = {order_id: by_order[order_id] for order_id in orders[start : start + size]}
+                changed = self._fold(chunk)
+                if changed:
+                    in_flight.append((changed, self._bulk_pool.submit(self._bulk, changed)))
+        finally:
+            wait([future for _, future in in_flight])  # no write outlives a failed batch
+        retry = [
+            failure
+            for changed, future in in_flight
+            for outcome in future.result()  # raises the chunk's SinkError, if any
+            for failure in self._settle(changed[outcome.doc_id], outcome)
+        ]
+        self._refused.flush()
+        if retry:
+            first = retry[0]
+            raise SinkError(
+                f"{len(retry)} documents not indexed into {self._target} (first: HTTP "
+                f"{first.status} {first.error_type}: {first.reason}); retrying",
+                retryable=True,
+            )
+        self._refused_records.clear()
+
+    def _fold(self, chunk: Mapping[str, Sequence[Entry[OrderChange]]]) -> dict[str, Fold]:
+        """The folds of a chunk of orders that change a document; refusals recorded."""
+        stored = self._starting_documents(chunk)
+        changed: dict[str, Fold] = {}
+        for order_id, entries in chunk.items():
+            result = fold(stored.get(order_id), entries)
             for entry, error in result.rejected:
                 self._refuse(entry, error)
             if result.gaps:
@@ -169,12 +203,9 @@ class SearchOrdersSink(BatchingSink[OrderChange]):
                     order_id,
                     result.gaps,
                 )
-        changed = {order_id: result for order_id, result in folds.items() if result.changed}
-        retry_needed = self._index_documents(changed)
-        self._refused.flush()
-        if retry_needed:
-            raise SinkError(retry_needed, retryable=True)
-        self._refused_records.clear()
+            if result.changed:
+                changed[order_id] = result
+        return changed
 
     def revoke(self, partitions: Iterable[Partition]) -> None:
         super().revoke(list(partitions))
@@ -182,6 +213,7 @@ class SearchOrdersSink(BatchingSink[OrderChange]):
         self._cache.clear()
 
     def close(self) -> None:
+        self._bulk_pool.shutdown(wait=True)
         self._refused.close()
         self._backend.close()
 
@@ -210,29 +242,14 @@ class SearchOrdersSink(BatchingSink[OrderChange]):
 
     # -- writing -----------------------------------------------------------------------------
 
-    def _index_documents(self, changed: Mapping[str, Fold]) -> str:
-        """Bulk-index the changed documents; returns why a retry is needed ('' if not)."""
+    def _bulk(self, changed: Mapping[str, Fold]) -> list[BulkItemResult]:
+        """One bulk request (run on the pool: serializing overlaps the next chunk's fold)."""
         operations = [
             IndexOperation(order_id, result.document.to_source(), result.document.version)
             for order_id, result in changed.items()
             if result.document is not None
         ]
-        retry: list[BulkItemResult] = []
-        chunk = self._search.bulk_max_actions
-        for start in range(0, len(operations), chunk):
-            part = operations[start : start + chunk]
-            results = self._backend.bulk_index(
-                self._target, part, require_alias=self._through_alias
-            )
-            for result in results:
-                retry += self._settle(changed[result.doc_id], result)
-        if not retry:
-            return ""
-        first = retry[0]
-        return (
-            f"{len(retry)} of {len(operations)} documents not indexed into {self._target} "
-            f"(first: HTTP {first.status} {first.error_type}: {first.reason}); retrying"
-        )
+        return self._backend.bulk_index(self._target, operations, require_alias=self._through_alias)
 
     def _settle(self, result: Fold, outcome: BulkItemResult) -> list[BulkItemResult]:
         document = result.document

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from sinks.base import EventRecord
@@ -135,8 +137,11 @@ def test_poison_order_events_are_invalid(event: EventRecord, code: str) -> None:
 
 
 def test_the_event_time_is_the_business_time() -> None:
-    change = order_change(placed("o-1"))
-    assert change is not None and change.occurred_at > PLACED_AT
+    change = order_change(placed("o-1"))  # occurred one minute after PLACED_AT
+    assert change is not None
+    assert change.occurred_at == (PLACED_AT + timedelta(minutes=1)).strftime(
+        "%Y-%m-%dT%H:%M:%S.000Z"
+    )
 
 
 def test_the_document_cache_drops_the_least_recently_used() -> None:
