@@ -86,15 +86,14 @@ def show_config() -> None:
 
 @app.command("demo")
 def demo() -> None:
-    """Run the main job on the local stack: bring it up and report its health."""
-    from deploy.stack import stack
+    """Run the main job on the local stack: workers, saga and sinks with a shop's traffic."""
+    from cqrs import demo as shop
 
-    settings = _settings()
-    states = stack.up(settings, _say)
-    _print_states(states)
-    if not all(state.ready for state in states):
-        raise typer.Exit(1)
-    _say("The local stack is up and healthy. Stop it with: cqrs stack down")
+    try:
+        shop.run(_settings(), _say)
+    except PipelineError as error:
+        _say(f"error: {error}")
+        raise typer.Exit(1) from None
 
 
 @app.command("registry")
