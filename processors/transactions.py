@@ -68,6 +68,12 @@ class EventScopedTransactions(TransactionManager):
         self.boundary = asyncio.Lock()
         self.poisoned: BaseException | None = None
 
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        # A commit still in flight must land before the partitions move: the next owner
+        # reads the committed offsets as soon as this member rejoins.
+        async with self.boundary:
+            await super().on_partitions_revoked(revoked)
+
     def transactional_id(self, source: TP) -> str:
         group = self.app.assignor.group_for_topic(source.topic)
         return f"{self.app.conf.id}-{group}-{source.partition}"
