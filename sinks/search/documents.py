@@ -11,9 +11,9 @@ higher sequence (see ``sinks.search.sink``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sinks.base import Entry, EventRecord
 from sinks.errors import InvalidEventError
@@ -63,9 +63,12 @@ class ShippingAddress:
     country: str
 
 
-@dataclass(frozen=True)
-class OrderDocument:
-    """What the index holds per order (document id = order id)."""
+class OrderDocument(NamedTuple):
+    """What the index holds per order (document id = order id).
+
+    A named tuple: immutable, and ``_replace`` is cheap, which matters because
+    every event of a backlog makes one.
+    """
 
     order_id: str
     customer_id: str
@@ -195,24 +198,20 @@ def apply(document: OrderDocument | None, change: OrderChange) -> OrderDocument:
             f"{change.event_type} (sequence {change.sequence}) for order {change.order_id}, "
             "which the index has no OrderPlaced for",
         )
-    updated = replace(
-        document,
-        status=STATUS_AFTER[change.event_type],
-        updated_at=change.occurred_at,
-        version=change.sequence,
-        last_event_id=change.event_id,
-    )
+    changes: dict[str, Any] = {
+        "status": STATUS_AFTER[change.event_type],
+        "updated_at": change.occurred_at,
+        "version": change.sequence,
+        "last_event_id": change.event_id,
+    }
     match change.event_type:
         case "OrderRejected" | "OrderCancelled":
-            return replace(updated, status_reason=str(change.fields.get("reason") or ""))
+            changes["status_reason"] = str(change.fields.get("reason") or "")
         case "OrderShipped":
-            return replace(
-                updated,
-                carrier=str(change.fields.get("carrier") or ""),
-                tracking_number=change.fields.get("tracking_number"),
-                shipped_at=change.occurred_at,
-            )
-    return updated
+            changes["carrier"] = str(change.fields.get("carrier") or "")
+            changes["tracking_number"] = change.fields.get("tracking_number")
+            changes["shipped_at"] = change.occurred_at
+    return document._replace(**changes)
 
 
 @dataclass
