@@ -82,7 +82,7 @@ def topic_specs(partitions: int = 6) -> list[TopicSpec]:
             partitions,
             COMPACTED,
             CompatibilityMode.BACKWARD,
-            "granularity/window start/sku",
+            "granularity/window start/sku/currency",
         ),
         TopicSpec(
             "fulfilment-inbox",
