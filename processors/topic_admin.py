@@ -9,6 +9,7 @@ anything with guessed replication settings.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from confluent_kafka import KafkaError, KafkaException
@@ -55,7 +56,25 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> l
         except KafkaException as error:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
-    return [topic.topic for topic in wanted]
+    created = [topic.topic for topic in wanted]
+    _await_visible(admin, created)
+    return created
+
+
+def _await_visible(admin: AdminClient, names: list[str], timeout_s: float = 30) -> None:
+    """Creation is acknowledged by the controller; wait until brokers' metadata shows it too,
+    so whoever runs next (a worker, a check) sees every topic with its partitions."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        topics = admin.list_topics(timeout=15).topics
+        pending = [
+            n for n in names if n not in topics or topics[n].error or not topics[n].partitions
+        ]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaException(f"created topics not visible after {timeout_s:.0f}s: {pending}")
+        time.sleep(0.2)
 
 
 def verify_topics(

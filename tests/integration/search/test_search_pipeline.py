@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from cqrs.errors import SinkError
 from cqrs.settings import SearchSettings, Settings
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
@@ -47,6 +48,10 @@ class LiveSink:
             )
         except ResourceMissingError:
             return {}  # the sink has not created the index yet
+        except SinkError as error:
+            if not error.retryable:
+                raise
+            return {}  # e.g. a new index whose shard is not allocated yet: ask again
         return {key: (str(d.source["status"]), d.version) for key, d in found.items()}
 
 
