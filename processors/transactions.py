@@ -109,7 +109,7 @@ class _Consumer(AIOKafkaConsumer):
         self, topics: TPorTopicSet | None = None, start_new_transaction: bool = True
     ) -> bool:
         transactions = self.transactions
-        if not isinstance(transactions, EventScopedTransactions):
+        if not self.in_transaction or not isinstance(transactions, EventScopedTransactions):
             committed: bool = await super().force_commit(topics, start_new_transaction)
             return committed
         # Offsets are chosen inside the boundary: exactly the events whose output was sent.
@@ -138,12 +138,13 @@ class PipelineApp(faust.App):
 async def processing(app: faust.App, event: EventT[bytes]) -> AsyncIterator[None]:
     """Process ``event`` so that all it sends, and its offset, commit in one transaction."""
     message = event.message
-    transactions = getattr(app.consumer, "transactions", None)
-    if not isinstance(transactions, EventScopedTransactions):
-        if app.in_transaction:
-            raise ConfigurationError("exactly-once agents must run in a PipelineApp")
+    if not app.in_transaction:
         yield  # at-least-once: Faust acknowledges the event after the agent's step
         return
+    # Faust creates a transaction manager whatever the guarantee; only ours scopes events.
+    transactions = app.consumer.transactions
+    if not isinstance(transactions, EventScopedTransactions):
+        raise ConfigurationError("exactly-once agents must run in a PipelineApp")
     async with transactions.boundary:
         token = _source.set(message.tp)
         try:
