@@ -153,6 +153,12 @@ class CommandClient:
             for name in self._catalog.records(COMMANDS_NAMESPACE)
         ]
 
+    def __enter__(self) -> CommandClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self._closed.set()
         if self._listener is not None:

@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from cqrs.client import CommandClient
 from cqrs.settings import Settings
 from schemas.catalog import SCHEMA_ROOT, SchemaCatalog
 from schemas.registry_client import RegistryClient
@@ -72,3 +73,10 @@ def evolved_catalog(
         return SchemaCatalog(root)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def client(pipeline: Any) -> Iterator[CommandClient]:
+    """A command client of the module's own ``pipeline`` fixture (a ``Pipeline``)."""
+    with CommandClient(pipeline.settings) as client:
+        yield client

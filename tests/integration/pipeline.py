@@ -14,7 +14,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -66,6 +67,18 @@ class Pipeline:
             }
         )
         return cls(settings, env, logs)
+
+    @contextmanager
+    def running(self, *commands: str) -> Iterator[Pipeline]:
+        """The pipeline with these Faust workers (``worker``, ``saga``) running, then stopped."""
+        workers = [self.process(command, name=command) for command in commands]
+        try:
+            for worker in workers:
+                worker.start()
+            yield self
+        finally:
+            for worker in reversed(workers):
+                worker.stop()
 
     def process(self, *command: str, name: str, ready: str = FAUST_READY) -> WorkerProcess:
         return WorkerProcess(list(command), self.env, self.logs / f"{name}.log", ready)

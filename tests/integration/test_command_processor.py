@@ -18,15 +18,8 @@ from processors.partitioning import partition_for
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
+from tests.integration.event_log import ADDRESS
 from tests.integration.pipeline import Pipeline, wait_until
-
-ADDRESS = {
-    "name": "Ada",
-    "street": "1 Loop",
-    "city": "Paris",
-    "postal_code": "75001",
-    "country": "FR",
-}
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +27,8 @@ def pipeline(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) ->
     pipeline = Pipeline.create(
         local_stack, tmp_path_factory.mktemp("logs"), tmp_path_factory.mktemp("state")
     )
-    worker = pipeline.process("worker", name="worker")
-    worker.start()
-    yield pipeline
-    worker.stop()
-
-
-@pytest.fixture(scope="module")
-def client(pipeline: Pipeline) -> Iterator[CommandClient]:
-    client = CommandClient(pipeline.settings)
-    yield client
-    client.close()
+    with pipeline.running("worker"):
+        yield pipeline
 
 
 def test_commands_yield_results_and_gap_free_events_keyed_by_aggregate(

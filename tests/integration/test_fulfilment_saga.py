@@ -26,20 +26,8 @@ def pipeline(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) ->
     pipeline = Pipeline.create(
         local_stack, tmp_path_factory.mktemp("logs"), tmp_path_factory.mktemp("state")
     )
-    worker = pipeline.process("worker", name="worker")
-    saga = pipeline.process("saga", name="saga")
-    worker.start()
-    saga.start()
-    yield pipeline
-    saga.stop()
-    worker.stop()
-
-
-@pytest.fixture(scope="module")
-def client(pipeline: Pipeline) -> Iterator[CommandClient]:
-    client = CommandClient(pipeline.settings)
-    yield client
-    client.close()
+    with pipeline.running("worker", "saga"):
+        yield pipeline
 
 
 def stocked_item(client: CommandClient, units: int) -> str:

@@ -54,13 +54,6 @@ def sinks(pipeline: Pipeline) -> Iterator[WorkerProcess]:
     process.stop()
 
 
-@pytest.fixture(scope="module")
-def client(pipeline: Pipeline) -> Iterator[CommandClient]:
-    client = CommandClient(pipeline.settings)
-    yield client
-    client.close()
-
-
 def endpoint(process: WorkerProcess) -> str:
     found = re.search(r"endpoints on (http://\S+)", process.output())
     assert found, process.tail()
