@@ -15,10 +15,7 @@ Needs the local stack (``cqrs stack up``). Results: benchmarks/results/command_p
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,6 +28,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 
 from benchmarks.common import report
+from cqrs.children import FAUST_READY, cqrs_process
 from cqrs.settings import Settings, load_settings
 from processors.topic_admin import ensure_topics
 from schemas.catalog import SchemaCatalog
@@ -117,24 +115,8 @@ class Namespace:
 
 @contextmanager
 def worker(space: Namespace) -> Iterator[None]:
-    log = space.state / "worker.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cqrs", "worker"],
-            env={**os.environ, **space.env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while "Worker]: Ready" not in log.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.2)
+    with cqrs_process(["worker"], space.state / "worker.log", [FAUST_READY], space.env):
         yield
-    finally:
-        process.terminate()
-        process.wait(60)
 
 
 def drain_rate(space: Namespace, count: int) -> float:

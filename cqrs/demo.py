@@ -9,7 +9,6 @@ query, the sales analytics and the consumer lag of every group.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -23,12 +22,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from cqrs.children import FAUST_READY, cqrs_process
 from cqrs.client import CommandClient, CommandResult
 from cqrs.errors import PipelineError
 from cqrs.settings import Settings
 
 Say = Callable[[str], None]
-FAUST_READY = "Worker]: Ready"
 ITEMS = {  # sku: (name, units in stock)
     "MUG-01": ("Stoneware mug", 40),
     "TEA-25": ("Loose-leaf tea 250 g", 30),
@@ -57,28 +56,10 @@ FINAL = {"CONFIRMED", "REJECTED", "CANCELLED", "SHIPPED"}
 
 @contextmanager
 def process(command: Sequence[str], log: Path, ready: Sequence[str], say: Say) -> Iterator[None]:
-    """A ``cqrs`` process for the demo's duration; stopped with SIGTERM (graceful)."""
+    """A ``cqrs`` process for the demo's duration, with a free metrics port."""
     say(f"starting cqrs {' '.join(command)} (log: {log})")
-    with log.open("ab") as out:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "cqrs", *command],
-            env={**os.environ, "CQRS_OBSERVABILITY__PORT": "0"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while not all(marker in log.read_text(errors="replace") for marker in ready):
-            if child.poll() is not None or time.monotonic() > deadline:
-                raise PipelineError(f"cqrs {command[0]} did not start; see {log}")
-            time.sleep(0.3)
+    with cqrs_process(command, log, ready, {"CQRS_OBSERVABILITY__PORT": "0"}):
         yield
-    finally:
-        child.terminate()
-        try:
-            child.wait(60)
-        except subprocess.TimeoutExpired:
-            child.kill()
 
 
 def run(settings: Settings, say: Say) -> None:
@@ -98,21 +79,12 @@ def run(settings: Settings, say: Say) -> None:
         running.enter_context(
             process(["sink", "run", "--all"], logs / "sinks.log", sinks_ready, say)
         )
-        client = running.enter_context(_client(settings))
+        client = running.enter_context(CommandClient(settings))
         run_id = uuid.uuid4().hex[:4].upper()  # every run its own SKUs and orders
         sent = traffic(client, run_id, say)
         settle(settings, client, sent, say)
         show(settings, run_id, sent)
     say("done: the stack keeps running (cqrs stack down stops it); worker logs in " + str(logs))
-
-
-@contextmanager
-def _client(settings: Settings) -> Iterator[CommandClient]:
-    client = CommandClient(settings)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 class Sent(list[tuple[str, CommandResult]]):

@@ -22,12 +22,12 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer
 
+from cqrs.children import FAUST_READY
 from cqrs.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
 
-FAUST_READY = "Worker]: Ready"
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
 T = TypeVar("T")
 
