@@ -34,13 +34,31 @@ def order_statuses(settings: Settings, order_ids: list[str]) -> dict[str, str]:
     return {str(order_id): str(status) for order_id, status in rows}
 
 
+def _matching(  # noqa: PLR0917 - one call site per read model, all keywords
+    settings: Settings,
+    view: str,
+    columns: tuple[str, ...],
+    match: str,
+    order_by: str,
+    like: str,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Rows of a read-model view whose ``match`` column is LIKE ``like``, in ``order_by`` order."""
+    query = sql.SQL("SELECT {} FROM {} WHERE {} LIKE %(like)s ORDER BY {} LIMIT %(limit)s").format(
+        sql.SQL(", ").join(sql.Identifier(column) for column in columns),
+        sql.Identifier(settings.sinks.postgres_schema, view),
+        sql.Identifier(match),
+        sql.SQL(order_by),  # a constant of this module, never user input
+    )
+    return _rows(settings, query, limit, like)
+
+
 def orders(settings: Settings, like: str = "%", limit: int = 12) -> list[dict[str, Any]]:
     """Order summaries whose id matches the SQL pattern ``like``."""
-    query = sql.SQL(
-        "SELECT order_id, customer_id, status, item_count, total_cents, currency, version "
-        "FROM {} WHERE order_id LIKE %(like)s ORDER BY order_id LIMIT %(limit)s"
-    ).format(sql.Identifier(settings.sinks.postgres_schema, "order_summary"))
-    return _rows(settings, query, limit, like)
+    columns = ("order_id", "customer_id", "status", "item_count", "total_cents", "currency")
+    return _matching(
+        settings, "order_summary", (*columns, "version"), "order_id", "order_id", like, limit
+    )
 
 
 def customer_history(settings: Settings, like: str = "%", limit: int = 8) -> list[dict[str, Any]]:
@@ -53,21 +71,16 @@ def customer_history(settings: Settings, like: str = "%", limit: int = 8) -> lis
 
 
 def inventory(settings: Settings, like: str = "%", limit: int = 12) -> list[dict[str, Any]]:
-    query = sql.SQL(
-        "SELECT sku, name, on_hand, reserved, available, version FROM {} "
-        "WHERE sku LIKE %(like)s ORDER BY sku LIMIT %(limit)s"
-    ).format(sql.Identifier(settings.sinks.postgres_schema, "inventory_levels"))
-    return _rows(settings, query, limit, like)
+    """Stock levels of the SKUs matching ``like``."""
+    columns = ("sku", "name", "on_hand", "reserved", "available", "version")
+    return _matching(settings, "inventory_levels", columns, "sku", "sku", like, limit)
 
 
 def sales(settings: Settings, like: str = "%", limit: int = 12) -> list[dict[str, Any]]:
-    """Sales windows of SKUs matching ``like`` (and the overall rows), newest first."""
-    query = sql.SQL(
-        "SELECT granularity, window_start, sku, revenue_cents, units, order_count FROM {} "
-        "WHERE sku LIKE %(like)s ORDER BY granularity DESC, window_start DESC, sku "
-        "LIMIT %(limit)s"
-    ).format(sql.Identifier(settings.sinks.postgres_schema, "sales_windows"))
-    return _rows(settings, query, limit, like)
+    """Sales windows of the SKUs matching ``like``: minutes, then hours, newest first."""
+    columns = ("granularity", "window_start", "sku", "revenue_cents", "units", "order_count")
+    order_by = "granularity DESC, window_start DESC, sku"
+    return _matching(settings, "sales_windows", columns, "sku", order_by, like, limit)
 
 
 def search_orders(settings: Settings, text: str, size: int = 5) -> list[dict[str, Any]]:
