@@ -181,6 +181,7 @@ def replay_state(
 ) -> None:
     """Rebuild the aggregate table from `events`; compare it with the live one (exit 1 if
     they differ), or with --write make it the table the next worker restores."""
+    from cqrs.cli_sinks import RichProgress
     from processors import replay
     from schemas.catalog import SchemaCatalog
     from schemas.registry_client import RegistryClient
@@ -189,11 +190,9 @@ def replay_state(
     settings = _settings()
     serde = AvroSerde(RegistryClient(settings.registry), SchemaCatalog(), auto_register=False)
 
-    def progress(topic: str, read: int, total: int) -> None:
-        _say(f"  {topic}: {read}/{total} records")
-
-    rebuilt = replay.rebuilt_table(settings, serde, progress)
-    live = replay.live_table(settings, progress)
+    with RichProgress() as progress:
+        rebuilt = replay.rebuilt_table(settings, serde, progress)
+        live = replay.live_table(settings, progress)
     found = replay.differences(live, rebuilt)
     _say(f"{len(rebuilt)} aggregates rebuilt from the event log; {len(found)} differ from live")
     for difference in found[:20]:

@@ -16,10 +16,10 @@ no worker runs, so the next worker restores the rebuilt state.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -34,7 +34,13 @@ from processors.structs import build
 from processors.topic_admin import topic_names
 from schemas.serde import AvroSerde, Decoded
 
-Progress = Callable[[str, int, int], None]  # topic, records read, records in total
+
+class Progress(Protocol):
+    """Where reading reports how far it is (the CLI's bar with rate and ETA)."""
+
+    def phase(self, description: str, total: int) -> None: ...
+
+    def advance(self, records: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -103,10 +109,19 @@ def differences(live: dict[str, bytes], rebuilt: dict[str, AggregateRecord]) -> 
 # -- Kafka edges ------------------------------------------------------------------
 
 
+class _Unreported:
+    def phase(self, description: str, total: int) -> None:
+        pass
+
+    def advance(self, records: int) -> None:
+        pass
+
+
 def read_committed(
     settings: Settings, topic: str, progress: Progress | None = None
 ) -> Iterator[Message]:
     """Every committed record of ``topic`` up to its current end, partition by partition."""
+    progress = progress or _Unreported()
     consumer = Consumer(
         {
             **settings.kafka.confluent_config(),
@@ -117,16 +132,10 @@ def read_committed(
         }
     )
     try:
-        metadata = consumer.list_topics(topic, timeout=15).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            raise PipelineError(f"topic {topic} does not exist; nothing to replay from")
-        ends = {}
-        for partition in sorted(metadata.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 15)
-            if high > low:
-                ends[partition] = (low, high)
-        total, read = sum(high - low for low, high in ends.values()), 0
-        for partition, (low, high) in ends.items():
+        ranges = _non_empty_partitions(consumer, topic)
+        progress.phase(f"reading {topic}", sum(high - low for low, high in ranges.values()))
+        unreported = 0
+        for partition, (low, high) in ranges.items():
             consumer.assign([TopicPartition(topic, partition, low)])
             while True:
                 message = consumer.poll(5)
@@ -138,15 +147,28 @@ def read_committed(
                 if error is not None:
                     raise PipelineError(f"reading {topic}[{partition}]: {error.str()}")
                 yield message
-                read += 1
-                if progress and read % 1000 == 0:
-                    progress(topic, read, total)
+                unreported += 1
+                if unreported == 1000:
+                    progress.advance(unreported)
+                    unreported = 0
                 if (message.offset() or 0) >= high - 1:
                     break
-        if progress:
-            progress(topic, read, total)
+        progress.advance(unreported)
     finally:
         consumer.close()
+
+
+def _non_empty_partitions(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
+    """Low and high watermark of each partition that holds records now."""
+    metadata = consumer.list_topics(topic, timeout=15).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        raise PipelineError(f"topic {topic} does not exist; nothing to replay from")
+    ranges = {}
+    for partition in sorted(metadata.partitions):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 15)
+        if high > low:
+            ranges[partition] = (low, high)
+    return ranges
 
 
 def decoded(serde: AvroSerde, messages: Iterable[Message]) -> Iterator[Decoded]:
