@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,7 @@ class CommandStream:
     sent: dict[str, list[str]] = field(default_factory=dict)  # sku → command ids, in order
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    undelivered: int = -1  # set when the sending thread has flushed
 
     def start(self, per_second: float = 150) -> None:
         self.skus = [f"sku-{uuid.uuid4().hex[:8]}" for _ in range(AGGREGATES)]
@@ -48,9 +49,12 @@ class CommandStream:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop sending; every command sent must have reached Kafka."""
+        if self._thread is None or self._stop.is_set():
+            return
         self._stop.set()
-        assert self._thread is not None
         self._thread.join(30)
+        assert self.undelivered == 0, f"{self.undelivered} commands never reached Kafka"
 
     def _run(self, per_second: float) -> None:
         settings = self.pipeline.settings
@@ -82,7 +86,7 @@ class CommandStream:
             index += 1
             producer.poll(0)
             time.sleep(1 / per_second)
-        assert producer.flush(30) == 0
+        self.undelivered = producer.flush(30)
 
 
 def check_exactly_once(pipeline: Pipeline, stream: CommandStream) -> None:
@@ -127,16 +131,7 @@ def pipeline(local_stack: Settings, tmp_path: Path) -> Pipeline:
 def stream(pipeline: Pipeline) -> Iterator[CommandStream]:
     stream = CommandStream(pipeline)
     yield stream
-    if not stream._stop.is_set():
-        stream.stop()
-
-
-def run_for(seconds: float, still_ok: Callable[[], None] | None = None) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if still_ok:
-            still_ok()
-        time.sleep(0.5)
+    stream.stop()
 
 
 @RESIDUAL_RACE
@@ -146,14 +141,14 @@ def test_a_worker_killed_mid_stream_recovers_without_duplicates_or_gaps(
     worker = pipeline.process("worker", name="worker")
     worker.start()
     stream.start()
-    run_for(6)
+    time.sleep(6)
     worker.kill()  # SIGKILL inside open transactions
-    run_for(2)  # commands keep arriving while nobody processes them
+    time.sleep(2)  # commands keep arriving while nobody processes them
     worker.start()
-    run_for(6)
+    time.sleep(6)
     worker.kill()
     worker.start()
-    run_for(4)
+    time.sleep(4)
     stream.stop()
     try:
         check_exactly_once(pipeline, stream)
@@ -170,15 +165,15 @@ def test_two_workers_sharing_partitions_keep_every_guarantee_across_rebalances(
     second.env = {**second.env, "CQRS_PROCESSOR__DATADIR": str(pipeline.logs / "second-state")}
     first.start()
     stream.start()
-    run_for(5)
+    time.sleep(5)
     second.start()  # partitions are split between the two
-    run_for(6)
+    time.sleep(6)
     first.stop()  # graceful leave: the second takes everything over
-    run_for(5)
+    time.sleep(5)
     first.start()  # and a join again
-    run_for(5)
+    time.sleep(5)
     second.kill()  # a crash while sharing
-    run_for(5)
+    time.sleep(5)
     stream.stop()
     try:
         check_exactly_once(pipeline, stream)
