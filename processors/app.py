@@ -20,15 +20,18 @@ from processors.transactions import PipelineApp
 
 def create_app(settings: Settings, app_id: str | None = None) -> faust.App:
     processor = settings.processor
+    app_id = app_id or processor.app_id
+    datadir = processor.datadir / app_id  # one per app: the worker and the saga may share one
+    datadir.mkdir(parents=True, exist_ok=True)
     return PipelineApp(
-        app_id or processor.app_id,
+        app_id,
         broker=[
             f"kafka://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")
         ],
         broker_credentials=_credentials(settings),
         processing_guarantee=processor.processing_guarantee,
         store=processor.store,
-        datadir=str(processor.datadir),
+        datadir=str(datadir),
         topic_partitions=processor.partitions,
         topic_replication_factor=processor.replication_factor,
         broker_commit_interval=processor.commit_interval_s,

@@ -54,8 +54,9 @@ def register_command_agent(
     @app.agent(commands, name="command-processor")
     async def process_commands(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            async with processing(app, event):
-                await _process(event, processor, table, outputs)
+            async with processing(app, event) as ours:
+                if ours:
+                    await _process(event, processor, table, outputs)
             yield None
 
     return table

@@ -37,15 +37,17 @@ def register_fulfilment_agents(
     @app.agent(app.topic(topics["events"]), name="fulfilment-router")
     async def route(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            async with processing(app, event):
-                await _route(event, processor, inbox, dead_letters)
+            async with processing(app, event) as ours:
+                if ours:
+                    await _route(event, processor, inbox, dead_letters)
             yield None
 
     @app.agent(inbox, name="fulfilment")
     async def react(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            async with processing(app, event):
-                await _react(event, processor, table, commands)
+            async with processing(app, event) as ours:
+                if ours:
+                    await _react(event, processor, table, commands)
             yield None
 
     return table

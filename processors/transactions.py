@@ -35,31 +35,40 @@ so whoever takes a partition over aborts what its previous owner left open.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 import faust
-from faust.transport.consumer import TransactionManager
+from aiokafka.structs import TopicPartition
+from faust.transport.consumer import RecordMap, TransactionManager
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 from faust.types import TP, EventT, TableT, TransportT
 from faust.types.transports import TPorTopicSet
 from faust.types.tuples import RecordMetadata
 
 from cqrs.errors import ConfigurationError
+from processors.partition_ledger import Admission, PartitionLedger
 
 
 class ConsumerStoppedError(RuntimeError):
     """A commit was refused because an event failed half-way through its output."""
 
 
+log = logging.getLogger("cqrs.transactions")
 _source: ContextVar[TP | None] = ContextVar("cqrs_source_partition", default=None)
 
 
 class EventScopedTransactions(TransactionManager):
-    """Faust's transaction manager, with each event's output in its source's transaction."""
+    """Faust's transaction manager, with each event's output in its source's transaction.
+
+    It also decides which events are processed and which offsets commit, with a
+    ``PartitionLedger`` in place of Faust's acknowledgement lists.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -67,12 +76,59 @@ class EventScopedTransactions(TransactionManager):
         # so a commit never falls between two sends of one event or before its ack.
         self.boundary = asyncio.Lock()
         self.poisoned: BaseException | None = None
+        self.ledger = PartitionLedger()
+
+    async def commit_processed(
+        self, topics: TPorTopicSet | None = None, start_new_transaction: bool = True
+    ) -> dict[TP, int]:
+        """Commit the owned partitions' transactions with their offsets; hold ``boundary``."""
+        if self.poisoned is not None:
+            raise ConsumerStoppedError(f"not committing after a failed event: {self.poisoned!r}")
+        offsets = {
+            TopicPartition(source.topic, source.partition): offset  # aiokafka's type, as it checks
+            for source, offset in self.ledger.to_commit().items()
+            if topics is None or source in topics or source.topic in topics
+        }
+        if not offsets:
+            return {}
+        try:
+            await self.commit(offsets, start_new_transaction=start_new_transaction)
+        except Exception as error:
+            # The transactions' outcome is unknown: nothing more may join them.
+            self.poisoned = error
+            raise
+        self.ledger.committed(offsets)
+        return offsets
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
-        # A commit still in flight must land before the partitions move: the next owner
-        # reads the committed offsets as soon as this member rejoins.
+        # Commit what was processed before the partitions move (no commit is in flight:
+        # the boundary is held), so the next owner starts where this one stopped; then
+        # never process or commit them again until they are assigned anew.
         async with self.boundary:
+            if self.poisoned is None:
+                await self.commit_processed(revoked)
+            self.ledger.revoked(revoked)
             await super().on_partitions_revoked(revoked)
+
+    async def on_rebalance(
+        self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP]
+    ) -> None:
+        async with self.boundary:
+            # Starting a partition's producer fences its previous owner and settles what
+            # that owner left open, before the consumer seeks to the committed offsets.
+            await super().on_rebalance(assigned, revoked, newly_assigned)
+            started = cast(AIOKafkaProducer, self.producer)._transaction_producers
+            agent_topics = {
+                topic for agent in self.app.agents.values() for topic in agent.channel.topics
+            }
+            self.ledger.revoked(revoked)
+            self.ledger.assigned(
+                source
+                for source in assigned
+                if source.topic in agent_topics
+                and not self.app.assignor.is_standby(source)
+                and self.transactional_id(source) in started
+            )
 
     def transactional_id(self, source: TP) -> str:
         group = self.app.assignor.group_for_topic(source.topic)
@@ -105,6 +161,50 @@ class EventScopedTransactions(TransactionManager):
 
 
 class _Consumer(AIOKafkaConsumer):
+    """Tells the ledger what was fetched and where the consumer was sent.
+
+    Fetches and seeks are serialised, so every fetched batch is known to come
+    entirely before or entirely after a seek.
+    """
+
+    _fetch_lock: asyncio.Lock | None = None
+
+    def _ledger(self) -> PartitionLedger | None:
+        transactions = self.transactions
+        if self.in_transaction and isinstance(transactions, EventScopedTransactions):
+            return transactions.ledger
+        return None
+
+    def _fetching(self) -> asyncio.Lock:
+        if self._fetch_lock is None:
+            self._fetch_lock = asyncio.Lock()
+        return self._fetch_lock
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
+        async with self._fetching():
+            records = await super()._getmany(active_partitions, timeout)
+            ledger = self._ledger()
+            if ledger is not None and records:
+                for source, batch in records.items():
+                    ledger.fetched(TP(source.topic, source.partition), (r.offset for r in batch))
+            return records
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        async with self._fetching():
+            await super()._seek(partition, offset)
+            ledger = self._ledger()
+            if ledger is not None:
+                ledger.sought_one(partition, offset)
+
+    async def perform_seek(self) -> None:
+        async with self._fetching():
+            await super().perform_seek()
+            ledger = self._ledger()
+            if ledger is not None:
+                ledger.sought(
+                    {TP(tp.topic, tp.partition): o for tp, o in self._read_offset.items()}
+                )
+
     async def force_commit(
         self, topics: TPorTopicSet | None = None, start_new_transaction: bool = True
     ) -> bool:
@@ -112,18 +212,45 @@ class _Consumer(AIOKafkaConsumer):
         if not self.in_transaction or not isinstance(transactions, EventScopedTransactions):
             committed: bool = await super().force_commit(topics, start_new_transaction)
             return committed
-        # Offsets are chosen inside the boundary: exactly the events whose output was sent.
+        # Faust's own offsets come from its acknowledgement lists and gap trees, which
+        # can run ahead of an event's output; the transaction manager's cannot.
         async with transactions.boundary:
-            if transactions.poisoned is not None:
-                raise ConsumerStoppedError(
-                    f"not committing after a failed event: {transactions.poisoned!r}"
-                )
-            committed = await super().force_commit(topics, start_new_transaction)
-        return committed
+            sensor_state = self.app.sensors.on_commit_initiated(self)
+            offsets = await transactions.commit_processed(topics, start_new_transaction)
+            if offsets:
+                self.app.tables.on_commit(offsets)
+                self._committed_offset.update(offsets)
+                self.app.monitor.on_tp_commit(offsets)
+            for source in offsets:  # Faust's lists are not read in this mode: keep them small
+                self._acked.pop(source, None)
+                self._acked_index.pop(source, None)
+                self._gap.pop(source, None)
+            self.app.sensors.on_commit_completed(self, sensor_state)
+        return bool(offsets)
+
+
+class _Producer(AIOKafkaProducer):
+    async def commit_transactions(
+        self,
+        tid_to_offset_map: Mapping[str, Mapping[TP, int]],
+        group_id: str,
+        start_new_transaction: bool = True,
+    ) -> None:
+        # Faust ends the partitions' transactions one after another, four broker round
+        # trips each, while every agent waits at the boundary. They are independent:
+        # end them together.
+        commit = super().commit_transactions
+        await asyncio.gather(
+            *(
+                commit({transactional_id: offsets}, group_id, start_new_transaction)
+                for transactional_id, offsets in tid_to_offset_map.items()
+            )
+        )
 
 
 class _Transport(AIOKafkaTransport):
     Consumer = _Consumer
+    Producer = _Producer
     TransactionManager = EventScopedTransactions
 
 
@@ -135,20 +262,30 @@ class PipelineApp(faust.App):
 
 
 @asynccontextmanager
-async def processing(app: faust.App, event: EventT[bytes]) -> AsyncIterator[None]:
-    """Process ``event`` so that all it sends, and its offset, commit in one transaction."""
+async def processing(app: faust.App, event: EventT[bytes]) -> AsyncIterator[bool]:
+    """Scope ``event``'s processing so that all it sends, and its offset, commit together.
+
+    Yields whether the event is this worker's to process: an event of a partition
+    revoked while it waited, or one already processed in this ownership (delivered
+    again after a seek), must be skipped.
+    """
     message = event.message
     if not app.in_transaction:
-        yield  # at-least-once: Faust acknowledges the event after the agent's step
+        yield True  # at-least-once: Faust acknowledges the event after the agent's step
         return
     # Faust creates a transaction manager whatever the guarantee; only ours scopes events.
     transactions = app.consumer.transactions
     if not isinstance(transactions, EventScopedTransactions):
         raise ConfigurationError("exactly-once agents must run in a PipelineApp")
     async with transactions.boundary:
+        admission = transactions.ledger.admit(message.tp, message.offset)
+        if admission is not Admission.PROCESS:
+            await _skip(app, transactions.ledger, event, admission)
+            yield False
+            return
         token = _source.set(message.tp)
         try:
-            yield
+            yield True
         except asyncio.CancelledError as stopped:
             transactions.poisoned = stopped  # stopping mid-event: the open transaction is void
             raise
@@ -161,9 +298,36 @@ async def processing(app: faust.App, event: EventT[bytes]) -> AsyncIterator[None
             raise
         finally:
             _source.reset(token)
-        # Acknowledged inside the boundary: the next commit includes this offset with its output.
+        # Recorded inside the boundary: the next commit takes this offset with its output.
+        transactions.ledger.processed(message.tp, message.offset)
         if event.ack():
             app.sensors.on_message_out(message.tp, message.offset, message)
+
+
+async def _skip(
+    app: faust.App, ledger: PartitionLedger, event: EventT[bytes], admission: Admission
+) -> None:
+    message = event.message
+    level = logging.DEBUG if admission is Admission.ALREADY_PROCESSED else logging.INFO
+    log.log(
+        level,
+        "skipping %s[%s]@%s: %s",
+        message.topic,
+        message.partition,
+        message.offset,
+        admission.value,
+    )
+    if admission is Admission.DROPPED_BEFORE:
+        await app.consumer.seek(message.tp, ledger.reread_from(message.tp))
+    event.ack()  # for Faust's rebalance, which waits for every event in flight
+
+
+def stopped_cleanly(app: faust.App) -> bool:
+    """No crash, and no event left half-way through a transaction."""
+    if app.crash_reason is not None:
+        return False
+    transactions = app.consumer.transactions if app.in_transaction else None
+    return not isinstance(transactions, EventScopedTransactions) or transactions.poisoned is None
 
 
 async def put(table: TableT[bytes, bytes], event: EventT[bytes], key: bytes, value: bytes) -> None:

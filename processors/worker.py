@@ -10,7 +10,9 @@ from processors.command_agent import register_command_agent
 from processors.command_processing import CommandProcessor
 from processors.fulfilment_agent import register_fulfilment_agents
 from processors.fulfilment_processing import FulfilmentProcessor
+from processors.local_state import discard_unless_cleanly_stopped, mark_cleanly_stopped
 from processors.topic_admin import ensure_topics, partition_count, topic_names
+from processors.transactions import stopped_cleanly
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
@@ -50,4 +52,10 @@ def build_fulfilment_worker(settings: Settings) -> faust.App:
 
 
 def run(app: faust.App, log_level: str) -> None:
-    faust.Worker(app, loglevel=log_level.lower()).execute_from_commandline()
+    discard_unless_cleanly_stopped(app)
+    try:
+        faust.Worker(app, loglevel=log_level.lower()).execute_from_commandline()
+    except SystemExit as exit_:
+        if exit_.code in {None, 0} and stopped_cleanly(app):
+            mark_cleanly_stopped(app)
+        raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -106,7 +107,7 @@ class KafkaSchemaLog:
             }
         )
         try:
-            low, high = consumer.get_watermark_offsets(TopicPartition(self._topic, 0), timeout=10)
+            low, high = self._watermarks(consumer)
             if high <= low:
                 return
             consumer.assign([TopicPartition(self._topic, 0, low)])
@@ -123,6 +124,24 @@ class KafkaSchemaLog:
                 position = (message.offset() or 0) + 1
         finally:
             consumer.close()
+
+    def _watermarks(self, consumer: Consumer) -> tuple[int, int]:
+        # A broker that has just restarted answers NOT_LEADER until its partitions have
+        # leaders again; that is a wait, not a failure.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(self._topic, 0), timeout=10
+                )
+                return low, high
+            except KafkaException as error:
+                if not error.args[0].retriable() or time.monotonic() > deadline:
+                    raise StackError(
+                        f"could not read the schema topic {self._topic}: {error.args[0].str()}; "
+                        "check that the Kafka broker is up and the topic has a leader"
+                    ) from error
+                time.sleep(0.5)
 
 
 def _dump(document: dict[str, Any]) -> bytes:
