@@ -44,6 +44,7 @@ class _Partition:
     next_offset: int | None = None  # None: no committed offset, start at the first record
     fetched: deque[int] = field(default_factory=deque)
     uncommitted: bool = False
+    progressed_at: float = 0.0  # when an event was last processed (or fetching restarted)
 
 
 class PartitionLedger:
@@ -61,12 +62,13 @@ class PartitionLedger:
             if source not in self._starting:
                 del self._owned[source]
 
-    def sought(self, committed: Mapping[TP, int | None]) -> None:
+    def sought(self, committed: Mapping[TP, int | None], now: float) -> None:
         """The consumer sought every partition to its committed offset; fetches restart."""
         for source in self._starting:
             offset = committed.get(source)
             state = self._owned.setdefault(source, _Partition())
             state.fetched.clear()
+            state.progressed_at = now
             if offset is not None and offset >= 0:
                 # Never below what was processed in this ownership (its output is in the
                 # open transaction): those events come again and are skipped.
@@ -89,12 +91,25 @@ class PartitionLedger:
         if state.next_offset is None and state.fetched:
             state.next_offset = state.fetched[0]
 
-    def sought_one(self, source: TP, offset: int) -> None:
+    def sought_one(self, source: TP, offset: int, now: float) -> None:
         """The consumer was sent back to ``offset`` on this partition."""
         state = self._owned.get(source)
         if state is not None:
             state.fetched.clear()
             state.next_offset = offset
+            state.progressed_at = now
+
+    def stalled(self, now: float, after_s: float) -> dict[TP, int]:
+        """Partitions holding fetched records none of which arrived for ``after_s``.
+
+        A dropped record is noticed when a later one arrives; when none does (the
+        last record before a quiet spell was dropped), this finds it: where to re-read.
+        """
+        return {
+            source: self.reread_from(source)
+            for source, state in self._owned.items()
+            if state.fetched and now - state.progressed_at > after_s
+        }
 
     # -- processing -----------------------------------------------------------------------
     def admit(self, source: TP, offset: int) -> Admission:
@@ -118,11 +133,12 @@ class PartitionLedger:
         state = self._owned[source]
         return state.fetched[0] if state.next_offset is None else state.next_offset
 
-    def processed(self, source: TP, offset: int) -> None:
+    def processed(self, source: TP, offset: int, now: float) -> None:
         state = self._owned[source]
         state.fetched.popleft()
         state.next_offset = offset + 1
         state.uncommitted = True
+        state.progressed_at = now
 
     # -- committing -----------------------------------------------------------------------
     def to_commit(self, partitions: Iterable[TP] | None = None) -> dict[TP, int]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -60,6 +61,9 @@ class ConsumerStoppedError(RuntimeError):
 
 
 log = logging.getLogger("cqrs.transactions")
+# A fetched record that never reaches the agent, with nothing after it, is re-read
+# after this long without progress on its partition.
+STALLED_AFTER_S = 30.0
 _source: ContextVar[TP | None] = ContextVar("cqrs_source_partition", default=None)
 
 
@@ -194,16 +198,15 @@ class _Consumer(AIOKafkaConsumer):
             await super()._seek(partition, offset)
             ledger = self._ledger()
             if ledger is not None:
-                ledger.sought_one(partition, offset)
+                ledger.sought_one(partition, offset, time.monotonic())
 
     async def perform_seek(self) -> None:
         async with self._fetching():
             await super().perform_seek()
             ledger = self._ledger()
             if ledger is not None:
-                ledger.sought(
-                    {TP(tp.topic, tp.partition): o for tp, o in self._read_offset.items()}
-                )
+                committed = {TP(tp.topic, tp.partition): o for tp, o in self._read_offset.items()}
+                ledger.sought(committed, time.monotonic())
 
     async def force_commit(
         self, topics: TPorTopicSet | None = None, start_new_transaction: bool = True
@@ -226,6 +229,17 @@ class _Consumer(AIOKafkaConsumer):
                 self._acked_index.pop(source, None)
                 self._gap.pop(source, None)
             self.app.sensors.on_commit_completed(self, sensor_state)
+            stalled = transactions.ledger.stalled(time.monotonic(), STALLED_AFTER_S)
+        for source, offset in stalled.items():
+            log.warning(
+                "no event of %s[%s] arrived for %.0f s although records were fetched: "
+                "reading again from offset %s",
+                source.topic,
+                source.partition,
+                STALLED_AFTER_S,
+                offset,
+            )
+            await self.seek(source, offset)
         return bool(offsets)
 
 
@@ -299,7 +313,7 @@ async def processing(app: faust.App, event: EventT[bytes]) -> AsyncIterator[bool
         finally:
             _source.reset(token)
         # Recorded inside the boundary: the next commit takes this offset with its output.
-        transactions.ledger.processed(message.tp, message.offset)
+        transactions.ledger.processed(message.tp, message.offset, time.monotonic())
         if event.ack():
             app.sensors.on_message_out(message.tp, message.offset, message)
 
