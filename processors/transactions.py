@@ -45,6 +45,7 @@ from typing import Any, cast
 import faust
 from aiokafka.structs import TopicPartition
 from faust.transport.consumer import RecordMap, TransactionManager
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
@@ -110,7 +111,8 @@ class EventScopedTransactions(TransactionManager):
         # never process or commit them again until they are assigned anew.
         async with self.boundary:
             if self.poisoned is None:
-                await self.commit_processed(revoked)
+                # Faust begins the next transaction of the partitions it keeps.
+                await self.commit_processed(revoked, start_new_transaction=False)
             self.ledger.revoked(revoked)
             await super().on_partitions_revoked(revoked)
 
@@ -164,6 +166,16 @@ class EventScopedTransactions(TransactionManager):
         )
 
 
+class _ConsumerThread(AIOKafkaConsumerThread):
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        # Under exactly-once Faust reads the last stable offset from the fetcher's cache,
+        # which is empty (-1) until a partition's first fetch: a table restore right after
+        # a quick second rebalance then fails with a ConsistencyError. A read_committed
+        # consumer's end offsets are the last stable offsets, asked of the broker.
+        end_offsets = await self._ensure_consumer().end_offsets(partitions)
+        return cast(Mapping[TP, int], end_offsets)
+
+
 class _Consumer(AIOKafkaConsumer):
     """Tells the ledger what was fetched and where the consumer was sent.
 
@@ -172,6 +184,9 @@ class _Consumer(AIOKafkaConsumer):
     """
 
     _fetch_lock: asyncio.Lock | None = None
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def _ledger(self) -> PartitionLedger | None:
         transactions = self.transactions
