@@ -4,10 +4,10 @@
     exactly-once on, with it off (at-least-once), and by a raw confluent-kafka
     consume→produce passthrough of the same records on the same broker —
     interleaved rounds, each on fresh topics. Figures are ratios to the raw rate.
-(b) Latency: commands offered at a fixed rate (default 500/s); command→result
+(b) Latency: commands offered at fixed rates (default 500/s and 150/s); command→result
     p50/p99 as seen by a read_committed client, exactly-once on and off.
 
-    python -m benchmarks.command_processor [--commands 5000] [--rounds 3] [--rate 500]
+    python -m benchmarks.command_processor [--commands 5000] [--rounds 3] [--rate 500 150]
 
 Needs the local stack (``cqrs stack up``). Results: benchmarks/results/command_processor.json.
 """
@@ -210,7 +210,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        nargs="+",
+        default=[500.0, 150.0],
+        help="offered rates for the latency runs (the default adds one below saturation)",
+    )
     parser.add_argument("--seconds", type=float, default=15)
     options = parser.parse_args()
     base = load_settings()
@@ -226,11 +232,13 @@ def main() -> None:
             rates[name].append(measure())
         summary = ", ".join(f"{name} {values[-1]:,.0f}/s" for name, values in rates.items())
         print(f"round {number}/{options.rounds}: {summary}", flush=True)
-    latency = {}
+    latency: dict[str, list[dict[str, float]]] = {}
     for guarantee in ("exactly_once", "at_least_once"):
-        print(f"latency at {options.rate:.0f}/s offered, {guarantee}...", flush=True)
-        latency[guarantee] = latencies(Namespace(base, guarantee), options.rate, options.seconds)
-        print(f"  {latency[guarantee]}", flush=True)
+        for rate in options.rate:
+            print(f"latency at {rate:.0f}/s offered, {guarantee}...", flush=True)
+            measured = latencies(Namespace(base, guarantee), rate, options.seconds)
+            latency.setdefault(guarantee, []).append(measured)
+            print(f"  {measured}", flush=True)
     report(
         "command_processor",
         rates,

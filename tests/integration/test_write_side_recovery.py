@@ -23,13 +23,6 @@ from cqrs.settings import Settings
 from tests.integration.pipeline import Pipeline, wait_until
 
 AGGREGATES = 24
-# Residual race, tracked as a product limitation (README, "Limits"): in some runs a kill or a
-# rebalance still lets Faust commit an offset apart from its event's output, so a command is
-# answered twice (or, rarely, not at all). Every run reports what it saw; the guarantee is
-# claimed only once these pass reliably.
-RESIDUAL_RACE = pytest.mark.xfail(
-    strict=False, reason="faust-streaming offset/transaction race under kills and rebalances"
-)
 
 
 @dataclass
@@ -134,7 +127,6 @@ def stream(pipeline: Pipeline) -> Iterator[CommandStream]:
     stream.stop()
 
 
-@RESIDUAL_RACE
 def test_a_worker_killed_mid_stream_recovers_without_duplicates_or_gaps(
     pipeline: Pipeline, stream: CommandStream
 ) -> None:
@@ -156,7 +148,6 @@ def test_a_worker_killed_mid_stream_recovers_without_duplicates_or_gaps(
         worker.stop()
 
 
-@RESIDUAL_RACE
 def test_two_workers_sharing_partitions_keep_every_guarantee_across_rebalances(
     pipeline: Pipeline, stream: CommandStream
 ) -> None:
