@@ -96,7 +96,10 @@ class PartitionLedger:
         state = self._owned.get(source)
         if state is not None:
             state.fetched.clear()
-            state.next_offset = offset
+            # Never back over what this ownership processed: its output is in the open
+            # transaction, so those records must be skipped when they come again.
+            if state.next_offset is None or offset > state.next_offset:
+                state.next_offset = offset
             state.progressed_at = now
 
     def stalled(self, now: float, after_s: float) -> dict[TP, int]:

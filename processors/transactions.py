@@ -64,7 +64,7 @@ class ConsumerStoppedError(RuntimeError):
 log = logging.getLogger("cqrs.transactions")
 # A fetched record that never reaches the agent, with nothing after it, is re-read
 # after this long without progress on its partition.
-STALLED_AFTER_S = 30.0
+STALLED_AFTER_S = 60.0
 _source: ContextVar[TP | None] = ContextVar("cqrs_source_partition", default=None)
 
 
@@ -244,17 +244,18 @@ class _Consumer(AIOKafkaConsumer):
                 self._acked_index.pop(source, None)
                 self._gap.pop(source, None)
             self.app.sensors.on_commit_completed(self, sensor_state)
+            # Inside the boundary: no event is processed while a partition is sent back.
             stalled = transactions.ledger.stalled(time.monotonic(), STALLED_AFTER_S)
-        for source, offset in stalled.items():
-            log.warning(
-                "no event of %s[%s] arrived for %.0f s although records were fetched: "
-                "reading again from offset %s",
-                source.topic,
-                source.partition,
-                STALLED_AFTER_S,
-                offset,
-            )
-            await self.seek(source, offset)
+            for source, offset in stalled.items():
+                log.warning(
+                    "no event of %s[%s] arrived for %.0f s although records were fetched: "
+                    "reading again from offset %s",
+                    source.topic,
+                    source.partition,
+                    STALLED_AFTER_S,
+                    offset,
+                )
+                await self.seek(source, offset)
         return bool(offsets)
 
 

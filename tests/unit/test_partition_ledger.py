@@ -184,3 +184,14 @@ def test_each_record_is_processed_exactly_once_in_order(gaps: list[int], seed: i
 
     assert processed == records
     assert ledger.to_commit() == {SOURCE: records[-1] + 1}
+
+
+def test_sending_a_partition_back_never_rewinds_past_what_was_processed() -> None:
+    ledger = _owned_ledger(committed=5)
+    ledger.fetched(SOURCE, [5, 6])
+    ledger.processed(SOURCE, 5, now=1.0)
+    ledger.sought_one(SOURCE, 5, now=2.0)  # a re-read decided before 5 was processed
+
+    ledger.fetched(SOURCE, [5, 6])
+    assert ledger.admit(SOURCE, 5) is Admission.ALREADY_PROCESSED
+    assert ledger.admit(SOURCE, 6) is Admission.PROCESS
