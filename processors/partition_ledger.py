@@ -79,9 +79,6 @@ class PartitionLedger:
             self._owned.pop(source, None)
             self._starting.discard(source)
 
-    def owned(self) -> set[TP]:
-        return set(self._owned)
-
     # -- fetching -------------------------------------------------------------------------
     def fetched(self, source: TP, offsets: Iterable[int]) -> None:
         state = self._owned.get(source)
@@ -144,15 +141,12 @@ class PartitionLedger:
         state.progressed_at = now
 
     # -- committing -----------------------------------------------------------------------
-    def to_commit(self, partitions: Iterable[TP] | None = None) -> dict[TP, int]:
+    def to_commit(self) -> dict[TP, int]:
         """Next offset of each owned partition with events processed since its last commit."""
-        wanted = None if partitions is None else set(partitions)
         return {
             source: state.next_offset
             for source, state in self._owned.items()
-            if state.uncommitted
-            and state.next_offset is not None
-            and (wanted is None or source in wanted)
+            if state.uncommitted and state.next_offset is not None
         }
 
     def committed(self, offsets: Mapping[TP, int]) -> None:

@@ -127,8 +127,7 @@ class EventScopedTransactions(TransactionManager):
             agent_topics = {
                 topic for agent in self.app.agents.values() for topic in agent.channel.topics
             }
-            self.ledger.revoked(revoked)
-            self.ledger.assigned(
+            self.ledger.assigned(  # also forgets every partition not assigned any more
                 source
                 for source in assigned
                 if source.topic in agent_topics
