@@ -7,8 +7,10 @@ confirmed and shipped) is written once to a topic of its own. Each round then:
 - **sink**: the real ``order-summary`` sink (runner, Avro decoding, folding,
   version-guarded upserts of order_summary and customer_orders, offsets in the
   same transaction, views published on the projection topic) applies the whole
-  backlog into a fresh read-model schema; events per second from start to the
-  last position stored;
+  backlog into a fresh read-model schema, run as deployed: ``cqrs sink run`` in
+  a process of its own (``benchmarks.sink_process``); events per second at
+  steady state, from the first batch stored to the last. Also with views not
+  published, and as two replicas (two processes, one consumer group);
 - **copy**: ``COPY`` of one order_summary row per event (the row as it stands
   after that event, built before timing) into an unindexed table; rows per
   second.
@@ -20,7 +22,6 @@ projection is timed once (events per second replayed into a shadow table set).
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from confluent_kafka import Producer
 from psycopg import sql  # noqa: TID251
 
 from benchmarks.common import report
+from benchmarks.sink_process import sink_processes, steady_rate
 from cqrs.settings import Settings, load_settings
 from processors.topic_admin import ensure_topics
 from schemas.serde import AvroSerde
@@ -39,7 +41,6 @@ from sinks.model import orders
 from sinks.postgres.order_summary import row_values
 from sinks.rebuild import SilentProgress
 from sinks.registry import projection
-from sinks.runner import SinkRunner
 from sinks.service import prepared_serde
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -190,21 +191,31 @@ def wait_applied(settings: Settings, count: int, poll_s: float) -> None:
             time.sleep(poll_s)
 
 
-def apply_backlog(settings: Settings, serde: AvroSerde, count: int, publish: bool) -> Timed:
-    """The order-summary sink from an empty schema to the last event; setup is not timed."""
-    target = with_schema(settings, f"bench_{uuid.uuid4().hex[:8]}", publish)
-    entry = projection("order-summary")
-    entry.migrate(target)
-    runner = SinkRunner(entry.build_sink(target, serde), target, serde)
-    thread = threading.Thread(target=runner.run, kwargs={"install_signal_handlers": False})
-    started = time.perf_counter()
-    thread.start()
+def sink_env(settings: Settings, schema: str, publish: bool) -> dict[str, str]:
+    """The environment of a sink process writing into ``schema``."""
+    return {
+        "CQRS_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "CQRS_PROCESSOR__PARTITIONS": str(settings.processor.partitions),
+        "CQRS_SINKS__POSTGRES_SCHEMA": schema,
+        "CQRS_SINKS__PUBLISH_VIEWS": "true" if publish else "false",
+    }
+
+
+def apply_backlog(settings: Settings, count: int, publish: bool, replicas: int = 1) -> Timed:
+    """The order-summary sink from an empty schema to the last event, in its own process(es);
+    the rate at steady state, expressed as (items, seconds)."""
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    target = with_schema(settings, schema, publish)
+    projection("order-summary").migrate(target)
+    env = sink_env(settings, schema, publish)
     try:
-        wait_applied(target, count, 0.05)
-        return count, time.perf_counter() - started
+        with (
+            psycopg.connect(settings.postgres.conninfo(), autocommit=True) as conn,
+            sink_processes("order-summary", env, replicas),
+        ):
+            rate = steady_rate(lambda: stored_total(conn, target), count)
+        return count, count / rate
     finally:
-        runner.stop()
-        thread.join(60)
         drop_schemas(target)
 
 
@@ -241,8 +252,9 @@ def main() -> None:
     rows = rows_per_event(events)
 
     cases: dict[str, Callable[[], Timed]] = {
-        "sink (publishing views)": lambda: apply_backlog(settings, serde, len(events), True),
-        "sink (tables only)": lambda: apply_backlog(settings, serde, len(events), False),
+        "sink (publishing views)": lambda: apply_backlog(settings, len(events), True),
+        "sink (tables only)": lambda: apply_backlog(settings, len(events), False),
+        "sink, 2 replicas": lambda: apply_backlog(settings, len(events), True, replicas=2),
         "raw COPY": lambda: copy_rows(settings, rows),
     }
     rates: dict[str, list[float]] = {name: [] for name in cases}
@@ -260,6 +272,7 @@ def main() -> None:
         {
             "sink / raw COPY": ("sink (publishing views)", "raw COPY"),
             "tables only / raw COPY": ("sink (tables only)", "raw COPY"),
+            "2 replicas / raw COPY": ("sink, 2 replicas", "raw COPY"),
         },
         {
             "events": len(events),
@@ -273,17 +286,12 @@ def main() -> None:
 
 def measure_rebuild(settings: Settings, serde: AvroSerde, count: int) -> float:
     """Apply the backlog live once, then rebuild it side by side; events per second replayed."""
-    target = with_schema(settings, f"bench_{uuid.uuid4().hex[:8]}", publish=False)
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    target = with_schema(settings, schema, publish=False)
     entry = projection("order-summary")
     entry.migrate(target)
-    runner = SinkRunner(entry.build_sink(target, serde), target, serde)
-    thread = threading.Thread(target=runner.run, kwargs={"install_signal_handlers": False})
-    thread.start()
-    try:
+    with sink_processes("order-summary", sink_env(settings, schema, publish=False)):
         wait_applied(target, count, 0.2)
-    finally:
-        runner.stop()
-        thread.join(60)
     try:
         result = entry.rebuild(target, serde, SilentProgress())
         return result.rate

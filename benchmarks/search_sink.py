@@ -10,10 +10,12 @@ case for the sink) is written to a private ``events`` topic, Avro-encoded, in
 Kafka transactions. Each round then measures, one after the other on fresh
 indexes:
 
-- **sink**: the live search sink on the common sink runner, from the first
-  event until its consumer group has committed the end of every partition
-  (Kafka consumption, Avro decoding, folding, bulk writes with external
-  versions, offset commits);
+- **sink**: the live search sink (Kafka consumption, Avro decoding, folding,
+  bulk writes with external versions, offset commits), run as deployed:
+  ``cqrs sink run search-orders`` in a process of its own
+  (``benchmarks.sink_process``), at steady state, from its first commit until
+  its consumer group has committed the end of every partition; then the same
+  with two replicas (two processes, one group);
 - **bulk** and **parallel_bulk**: ``opensearchpy.helpers.bulk`` and
   ``helpers.parallel_bulk`` (2 threads) indexing the same documents, one per
   event (the order's state after that event, with its external version), with
@@ -28,19 +30,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from opensearchpy import OpenSearch, helpers
 
 from benchmarks.common import report
-from cqrs.lag import ConsumerGroup, LagMonitor
+from benchmarks.sink_process import sink_processes, steady_rate
 from cqrs.settings import Settings, load_settings
 from processors.topic_admin import ensure_topics
 from schemas.catalog import SchemaCatalog
@@ -48,11 +49,11 @@ from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
 from sinks.base import EventRecord
 from sinks.rebuild import SilentProgress
-from sinks.runner import SinkRunner, sink_group
+from sinks.runner import sink_group
 from sinks.search.documents import OrderDocument, apply, order_change
 from sinks.search.mapping import ORDER_MAPPINGS, index_settings
 from sinks.search.rebuild import rebuild_search_index
-from sinks.search.sink import PROJECTION, build_search_sink
+from sinks.search.sink import PROJECTION
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ADDRESS = {
@@ -200,33 +201,43 @@ def plain_bulk(
     return len(documents) / elapsed
 
 
-def live_sink(settings: Settings, serde: AvroSerde, events: int) -> float:
-    """Events per second of the sink on its runner, from start until the backlog is committed."""
-    runner = SinkRunner(build_search_sink(settings), settings, serde)
-    group = ConsumerGroup(
-        sink_group(settings, PROJECTION), (settings.kafka.topic_prefix + "events",)
+def live_sink(settings: Settings, events: int, replicas: int = 1) -> float:
+    """Events per second of the sink run as deployed (``benchmarks.sink_process``), at
+    steady state, until its group has committed the end of every partition."""
+    topic = settings.kafka.topic_prefix + "events"
+    partitions = [TopicPartition(topic, n) for n in range(settings.processor.partitions)]
+    reader = Consumer(
+        {
+            **settings.kafka.confluent_config(),
+            "group.id": sink_group(settings, PROJECTION),
+            "enable.auto.commit": False,
+        }
     )
-    monitor = LagMonitor(settings, exact_limit=0)
-    thread = threading.Thread(target=runner.run, kwargs={"install_signal_handlers": False})
-    started = time.perf_counter()
-    thread.start()
+    env = {
+        "CQRS_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "CQRS_PROCESSOR__PARTITIONS": str(settings.processor.partitions),
+        "CQRS_SEARCH__INDEX_PREFIX": settings.search.index_prefix,
+        "CQRS_SEARCH__REPLICAS": str(settings.search.replicas),
+    }
     try:
-        while True:
-            time.sleep(0.5)
-            lags = monitor.measure([group])
-            if lags and all(lag.records == 0 for lag in lags):  # trailing markers are no lag
-                elapsed = time.perf_counter() - started
-                break
+        # Offsets, not events: transaction markers take offsets too. The two rates differ
+        # by the ratio of events to offsets, applied at the end.
+        end = sum(reader.get_watermark_offsets(tp, timeout=15)[1] for tp in partitions)
+
+        def committed() -> int:
+            found = reader.committed(partitions, timeout=15)
+            return sum(max(tp.offset, 0) for tp in found)
+
+        with sink_processes(PROJECTION, env, replicas):
+            offsets_per_second = steady_rate(committed, end, poll_s=0.25)
     finally:
-        runner.stop()
-        thread.join(120)
-        monitor.close()
-    return events / elapsed
+        reader.close()
+    return offsets_per_second * events / end
 
 
-def round_settings(base: Settings, round_number: int) -> Settings:
-    """Same topic and group, a fresh index per round (the group is deleted between rounds)."""
-    index_prefix = f"{base.search.index_prefix}-r{round_number}"
+def round_settings(base: Settings, round_number: int, label: str = "") -> Settings:
+    """Same topic and group, a fresh index per run (the group is deleted between runs)."""
+    index_prefix = f"{base.search.index_prefix}-r{round_number}{label}"
     return base.model_copy(
         update={"search": base.search.model_copy(update={"index_prefix": index_prefix})}
     )
@@ -269,7 +280,12 @@ def main() -> None:
             f"backlog: {len(records):,} events in {time.perf_counter() - started:.1f}s", flush=True
         )
         documents = per_event_documents(records)
-        rates: dict[str, list[float]] = {"sink": [], "bulk": [], "parallel_bulk": []}
+        rates: dict[str, list[float]] = {
+            "sink": [],
+            "sink, 2 replicas": [],
+            "bulk": [],
+            "parallel_bulk": [],
+        }
         for number in range(1, arguments.rounds + 1):
             current = round_settings(settings, number)
             rates["bulk"].append(
@@ -278,7 +294,11 @@ def main() -> None:
             rates["parallel_bulk"].append(
                 plain_bulk(client, current, f"bench{run}-pbulk-{number}", documents, 2)
             )
-            rates["sink"].append(live_sink(current, serde, len(records)))
+            rates["sink"].append(live_sink(current, len(records)))
+            forget_group(current)
+            replicated = round_settings(settings, number, "x2")
+            rates["sink, 2 replicas"].append(live_sink(replicated, len(records), replicas=2))
+            forget_group(replicated)
             forget_group(current)
             summary = ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rates.items())
             print(f"round {number}/{arguments.rounds}: {summary}", flush=True)
@@ -295,6 +315,7 @@ def main() -> None:
             {
                 "sink / faster plain bulk": ("sink", best_plain),
                 "sink / helpers.bulk": ("sink", "bulk"),
+                "2 replicas / faster plain bulk": ("sink, 2 replicas", best_plain),
             },
             {
                 "events": len(records),

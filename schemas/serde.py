@@ -15,7 +15,7 @@ import json
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import fastavro
 from fastavro.types import Schema as ParsedSchema
@@ -36,8 +36,10 @@ MAGIC = b"\x00"
 HEADER = struct.Struct(">bI")
 
 
-@dataclass(frozen=True)
-class Decoded:
+class Decoded(NamedTuple):
+    """A decoded record; a tuple because sinks build one per event (a frozen dataclass costs
+    several times more to create)."""
+
     full_name: str
     value: Record
     schema_id: int
@@ -114,13 +116,18 @@ class AvroSerde:
             raise AvroEncodeError(f"{full_name} value does not fit its schema: {error}") from error
         return buffer.getvalue()
 
+    def record_name(self, data: bytes) -> str:
+        """The full name of the record in ``data``, from its header alone (the body unread).
+
+        Lets a reader skip records it has no use for without paying for their decoding;
+        SerializationError when the bytes are not framed or the schema id is unknown.
+        """
+        return self._plan_of(data)[1].full_name
+
     def decode(self, data: bytes) -> Decoded:
         """The record in its current shape; SerializationError (poison) when impossible."""
-        if len(data) < HEADER.size or data[0] != 0:
-            unframe(data)  # raises the descriptive error
-        schema_id = int.from_bytes(data[1:5], "big")
-        plan = self._plans.get(schema_id) or self._plan(schema_id)
-        buffer = io.BytesIO(data)
+        schema_id, plan = self._plan_of(data)
+        buffer = io.BytesIO(data)  # shares the bytes; seeking past the header copies nothing
         buffer.seek(HEADER.size)
         try:
             value = fastavro.schemaless_reader(buffer, plan.writer, plan.reader)
@@ -133,6 +140,12 @@ class AvroSerde:
         if plan.upcasters:
             value = self._upcast(plan, value)
         return Decoded(plan.full_name, value, schema_id, plan.writer_revision)
+
+    def _plan_of(self, data: bytes) -> tuple[int, _ReadPlan]:
+        if len(data) < HEADER.size or data[0] != 0:
+            unframe(data)  # raises the descriptive error
+        schema_id = int.from_bytes(data[1:5], "big")
+        return schema_id, self._plans.get(schema_id) or self._plan(schema_id)
 
     def _plan(self, schema_id: int) -> _ReadPlan:
         writer_json = json.loads(self._registry.schema_by_id(schema_id))

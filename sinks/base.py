@@ -36,7 +36,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 Partition = tuple[str, int]  # (topic, partition)
 T = TypeVar("T")
@@ -57,8 +57,10 @@ class EventRecord:
 
     def __post_init__(self) -> None:
         found = self.value.get("metadata")
+        if not isinstance(found, dict) and not isinstance(found, Mapping):  # dict: fast path
+            found = {}
         object.__setattr__(self, "event_type", self.full_name.rpartition(".")[2])
-        object.__setattr__(self, "metadata", found if isinstance(found, Mapping) else {})
+        object.__setattr__(self, "metadata", found)
 
     @property
     def aggregate_id(self) -> str:
@@ -75,9 +77,11 @@ class EventRecord:
         return found if isinstance(found, datetime) else None
 
 
-@dataclass(frozen=True, slots=True)
-class Entry(Generic[T]):
-    """What a sink made of one record, with where the record came from."""
+class Entry(NamedTuple, Generic[T]):
+    """What a sink made of one record, with where the record came from.
+
+    A tuple: one is built per event, and a frozen dataclass costs several times more.
+    """
 
     topic: str
     partition: int
@@ -109,6 +113,10 @@ class Sink(ABC):
     # sink takes what it flushes when ``flush`` starts and, if the write fails,
     # puts it back in front of what was added meanwhile.
     concurrent_flush: bool = False
+    # Short names of the events the projection applies (e.g. "OrderPlaced"); the runner
+    # skips the others without decoding them. None: every event matters (a projection
+    # whose clock moves with each event, for instance).
+    event_types: frozenset[str] | None = None
 
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Prepare the store (create or migrate what the sink writes); idempotent."""

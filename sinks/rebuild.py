@@ -167,8 +167,9 @@ class Replayer:
         if target is None or offset >= target:
             return number, False
         try:
-            record = event_record(self._serde, message)
-            self.sink.add(record, self.topic, number, offset)
+            record = event_record(self._serde, message, self.sink.event_types)
+            if record is not None:
+                self.sink.add(record, self.topic, number, offset)
         except (SerializationError, InvalidEventError) as poison:
             self.skipped += 1
             log.info("rebuild of %s skips %d@%d: %s", self.sink.projection, number, offset, poison)

@@ -40,7 +40,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
@@ -90,9 +90,18 @@ def sink_group(settings: Settings, projection: str) -> str:
     return f"{settings.kafka.topic_prefix}cqrs-sink-{projection}"
 
 
-def event_record(serde: AvroSerde, message: Message) -> EventRecord:
-    """The decoded event in a Kafka message; ``SerializationError`` when it is poison."""
-    decoded = serde.decode(message.value() or b"")
+def event_record(
+    serde: AvroSerde, message: Message, wanted: Collection[str] | None = None
+) -> EventRecord | None:
+    """The decoded event in a Kafka message; ``SerializationError`` when it is poison.
+
+    ``None`` when ``wanted`` (short event names) is given and the event is not among them:
+    its body is then never decoded, which is most of what an irrelevant event would cost.
+    """
+    data = message.value() or b""
+    if wanted is not None and serde.record_name(data).rpartition(".")[2] not in wanted:
+        return None
+    decoded = serde.decode(data)
     raw_headers = message.headers()  # None for the command processor's events: the fast path
     return EventRecord(
         decoded.full_name,
@@ -252,10 +261,11 @@ class SinkRunner:
         offset = message.offset() or 0
         try:
             try:
-                record = event_record(self._serde, message)
+                record = event_record(self._serde, message, self.sink.event_types)
             except RegistryError:  # the registry is unreachable: wait, the event is not poison
                 record = self._retrying("decode with the schema registry", self._decoder(message))
-            self.sink.add(record, partition[0], partition[1], offset)
+            if record is not None:
+                self.sink.add(record, partition[0], partition[1], offset)
             self._batch_records += 1
         except (SerializationError, InvalidEventError) as poison:
             self._dead_letter(message, partition, offset, poison)
@@ -264,10 +274,10 @@ class SinkRunner:
         if self._batch_started is None:
             self._batch_started = time.monotonic()
 
-    def _decoder(self, message: Message) -> Callable[[], EventRecord]:
-        def decode() -> EventRecord:
+    def _decoder(self, message: Message) -> Callable[[], EventRecord | None]:
+        def decode() -> EventRecord | None:
             try:
-                return event_record(self._serde, message)
+                return event_record(self._serde, message, self.sink.event_types)
             except RegistryError as error:
                 # The registry is unreachable or failing: wait, the event is not poison.
                 raise SinkError(str(error), retryable=True) from error

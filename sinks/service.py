@@ -10,6 +10,7 @@ every runner is ready.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -27,6 +28,7 @@ from sinks import registry
 from sinks.runner import SinkRunner
 
 log = logging.getLogger("cqrs.sinks.service")
+YOUNG_GC_THRESHOLD = 10_000  # allocations between collections of the youngest generation
 
 
 def prepared_serde(settings: Settings) -> AvroSerde:
@@ -52,12 +54,28 @@ def run_sinks(settings: Settings, projections: Sequence[str]) -> None:
     server = start_observability_server(settings, health)
     try:
         serde = prepared_serde(settings)
+        settle_garbage_collector()
         if len(projections) == 1:
             build_runner(settings, projections[0], serde, health).run()
         else:
             _run_together(settings, projections, serde, health)
     finally:
         server.close()
+
+
+def settle_garbage_collector() -> None:
+    """Tune the cyclic garbage collector for a process that decodes events all day.
+
+    Everything alive after start-up (modules, schemas, clients) is moved out of the
+    collector's sight (``gc.freeze``): left in, every full collection would walk it
+    again. Decoding allocates a container or more per field, so the youngest
+    generation is collected after 10,000 allocations instead of 700; a batch's
+    objects are freed by reference counting anyway, and cycles are rare.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, older, oldest)
 
 
 def _run_together(

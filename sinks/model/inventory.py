@@ -27,14 +27,16 @@ from sinks.errors import InvalidEventError
 from sinks.model.common import require_envelope, require_positive
 
 AGGREGATE_TYPE = "InventoryItem"
-EVENTS = {
-    "ItemRegistered",
-    "StockAdjusted",
-    "StockReserved",
-    "StockReservationRejected",
-    "StockReleased",
-    "StockCommitted",
-}
+EVENTS = frozenset(
+    {
+        "ItemRegistered",
+        "StockAdjusted",
+        "StockReserved",
+        "StockReservationRejected",
+        "StockReleased",
+        "StockCommitted",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

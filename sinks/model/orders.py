@@ -37,6 +37,7 @@ TRANSITIONS = {
     "OrderCancelled": (CANCELLED, "cancelled_at"),
     "OrderShipped": (SHIPPED, "shipped_at"),
 }
+ORDER_EVENTS = frozenset({"OrderPlaced", *TRANSITIONS})
 STAMPS = ("confirmed_at", "rejected_at", "cancelled_at", "shipped_at")
 
 

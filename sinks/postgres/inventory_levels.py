@@ -87,6 +87,7 @@ class InventoryLevelsProjection(PostgresProjection[StockDelta]):
     view_record = "cqrs.views.InventoryLevel"
     version_table = "inventory_levels"
     version_key = "sku"
+    event_types = inventory.EVENTS
 
     def convert(self, record: EventRecord) -> StockDelta | None:
         return inventory.convert(record)

@@ -258,6 +258,7 @@ class OrderSummaryProjection(PostgresProjection[OrderChange]):
     view_record = "cqrs.views.OrderSummary"
     version_table = "order_summary"
     version_key = "order_id"
+    event_types = orders.ORDER_EVENTS
 
     def convert(self, record: EventRecord) -> OrderChange | None:
         return orders.convert(record)

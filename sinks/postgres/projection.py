@@ -49,6 +49,7 @@ class PostgresProjection(ABC, Generic[C]):
     view_record: str | None = None  # its Avro record, e.g. "cqrs.views.OrderSummary"
     version_table: str | None = None  # exposed table with (id, version) for read-your-writes
     version_key: str = ""  # its id column
+    event_types: frozenset[str] | None = None  # events it applies (None: all); see Sink
 
     @property
     def plan(self) -> SchemaPlan:

@@ -71,6 +71,7 @@ class PostgresSink(BatchingSink[C], Generic[C]):
         super().__init__()
         self.projection = projection.name
         self.model = projection
+        self.event_types = projection.event_types
         self.base = settings.sinks.postgres_schema
         self.database = database
         self._publisher = publisher if projection.view_topic else None

@@ -17,11 +17,9 @@ from typing import Any, NamedTuple
 
 from sinks.base import Entry, EventRecord
 from sinks.errors import InvalidEventError
+from sinks.model.orders import ORDER_EVENTS
 
 ORDER_AGGREGATE = "Order"
-ORDER_EVENTS = frozenset(
-    {"OrderPlaced", "OrderConfirmed", "OrderRejected", "OrderCancelled", "OrderShipped"}
-)
 STATUS_AFTER = {
     "OrderPlaced": "PLACED",
     "OrderConfirmed": "CONFIRMED",

@@ -44,6 +44,7 @@ from cqrs.settings import Settings
 from sinks.base import BatchingSink, Entry, EventRecord, Partition, SinkBatch
 from sinks.dead_letter import DeadLetterPublisher, headers_of
 from sinks.errors import InvalidEventError
+from sinks.model.orders import ORDER_EVENTS
 from sinks.search.backend import (
     BulkItemResult,
     IndexOperation,
@@ -113,6 +114,7 @@ class SearchOrdersSink(BatchingSink[OrderChange]):
     """Writes order documents through the alias (live) or into one index (rebuild)."""
 
     projection = PROJECTION
+    event_types = ORDER_EVENTS
 
     def __init__(
         self,

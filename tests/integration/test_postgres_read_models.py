@@ -259,7 +259,9 @@ def feed_everything(
                     ends.add(message.partition() or 0)
                     continue
                 number, offset = message.partition() or 0, message.offset() or 0
-                sink.add(event_record(serde, message), topic, number, offset)
+                record = event_record(serde, message, sink.event_types)
+                if record is not None:
+                    sink.add(record, topic, number, offset)
                 positions_[(topic, number)] = offset + 1
     finally:
         consumer.close()
