@@ -42,6 +42,7 @@ from opensearchpy import OpenSearch, helpers
 
 from benchmarks.common import report
 from benchmarks.sink_process import sink_processes, steady_rate
+from cqrs.lag import ConsumerGroup, LagMonitor
 from cqrs.settings import Settings, load_settings
 from processors.topic_admin import ensure_topics
 from schemas.catalog import SchemaCatalog
@@ -213,6 +214,8 @@ def live_sink(settings: Settings, events: int, replicas: int = 1) -> float:
             "enable.auto.commit": False,
         }
     )
+    group = ConsumerGroup(sink_group(settings, PROJECTION), (topic,))
+    monitor = LagMonitor(settings, exact_limit=0)
     env = {
         "CQRS_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
         "CQRS_PROCESSOR__PARTITIONS": str(settings.processor.partitions),
@@ -228,10 +231,15 @@ def live_sink(settings: Settings, events: int, replicas: int = 1) -> float:
             found = reader.committed(partitions, timeout=15)
             return sum(max(tp.offset, 0) for tp in found)
 
+        def caught_up(_: int) -> bool:  # a trailing transaction marker is no lag
+            lags = monitor.measure([group])
+            return bool(lags) and all(lag.records == 0 for lag in lags)
+
         with sink_processes(PROJECTION, env, replicas):
-            offsets_per_second = steady_rate(committed, end, poll_s=0.25)
+            offsets_per_second = steady_rate(committed, end, caught_up, poll_s=0.25)
     finally:
         reader.close()
+        monitor.close()
     return offsets_per_second * events / end
 
 
@@ -299,7 +307,6 @@ def main() -> None:
             replicated = round_settings(settings, number, "x2")
             rates["sink, 2 replicas"].append(live_sink(replicated, len(records), replicas=2))
             forget_group(replicated)
-            forget_group(current)
             summary = ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rates.items())
             print(f"round {number}/{arguments.rounds}: {summary}", flush=True)
         rebuilt = rebuild_search_index(round_settings(settings, 1), serde, SilentProgress())

@@ -47,9 +47,15 @@ def sink_processes(
         yield paths
 
 
-def steady_rate(applied: Callable[[], int], total: int, poll_s: float = 0.1) -> float:
+def steady_rate(
+    applied: Callable[[], int],
+    total: int,
+    finished: Callable[[int], bool] | None = None,
+    poll_s: float = 0.1,
+) -> float:
     """Items per second between the first poll that sees progress and the one that sees
-    ``total``: ``applied()`` returns how many items are durable so far."""
+    the end: ``applied()`` returns how many items are durable so far, and the end is
+    ``total`` of them, or ``finished(applied)`` when given."""
     first: tuple[float, int] | None = None
     last_report = time.monotonic()
     while True:
@@ -57,7 +63,8 @@ def steady_rate(applied: Callable[[], int], total: int, poll_s: float = 0.1) -> 
         now = time.monotonic()
         if first is None and done > 0:
             first = (now, done)
-        if done >= total and first is not None:
+        complete = finished(done) if finished else done >= total
+        if complete and first is not None:
             if now - first[0] <= 0 or done == first[1]:
                 raise RuntimeError("the sink applied everything in one batch; use more events")
             return (done - first[1]) / (now - first[0])

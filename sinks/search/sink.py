@@ -31,6 +31,7 @@ index has never seen placed is dead-lettered too (``ORDER_NOT_PLACED``).
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -80,31 +81,39 @@ class RefusedEvents(Protocol):
 
 
 class DocumentCache:
-    """The last written documents, least recently used dropped first."""
+    """The last written documents, least recently used dropped first.
+
+    Locked: the writer thread reads and fills it while a rebalance may clear it.
+    """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._documents: OrderedDict[str, OrderDocument] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, order_id: str) -> OrderDocument | None:
-        found = self._documents.get(order_id)
-        if found is not None:
-            self._documents.move_to_end(order_id)
-        return found
+        with self._lock:
+            found = self._documents.get(order_id)
+            if found is not None:
+                self._documents.move_to_end(order_id)
+            return found
 
     def put(self, document: OrderDocument) -> None:
         if self._capacity <= 0:
             return
-        self._documents[document.order_id] = document
-        self._documents.move_to_end(document.order_id)
-        while len(self._documents) > self._capacity:
-            self._documents.popitem(last=False)
+        with self._lock:
+            self._documents[document.order_id] = document
+            self._documents.move_to_end(document.order_id)
+            while len(self._documents) > self._capacity:
+                self._documents.popitem(last=False)
 
     def drop(self, order_id: str) -> None:
-        self._documents.pop(order_id, None)
+        with self._lock:
+            self._documents.pop(order_id, None)
 
     def clear(self) -> None:
-        self._documents.clear()
+        with self._lock:
+            self._documents.clear()
 
     def __len__(self) -> int:
         return len(self._documents)
@@ -115,6 +124,10 @@ class SearchOrdersSink(BatchingSink[OrderChange]):
 
     projection = PROJECTION
     event_types = ORDER_EVENTS
+    # Writes run in the runner's writer thread while the next batch is consumed and
+    # decoded: conversion is pure, the cache is locked, and everything else a write
+    # touches belongs to the one write in flight.
+    concurrent_flush = True
 
     def __init__(
         self,
