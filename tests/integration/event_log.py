@@ -88,6 +88,12 @@ class EventLog:
         """Queue bytes as they are (poison for the sinks)."""
         self._pending.append((key.encode(), value))
 
+    def cut_last(self) -> None:
+        """Cut the last queued event short after its header and first body byte: poison
+        whose schema id still names its record type."""
+        key, value = self._pending[-1]
+        self._pending[-1] = (key, value[:6])
+
     def tick(self, seconds: float = 1.0) -> datetime:
         self.clock += timedelta(seconds=seconds)
         return self.clock

@@ -132,6 +132,48 @@ def test_events_are_applied_in_order_poison_is_dead_lettered_and_offsets_committ
     )
 
 
+class Confirmations(Remembering):
+    """Applies order confirmations only, and says so."""
+
+    projection = "confirmations"
+    event_types = frozenset({"OrderConfirmed"})
+
+
+def test_events_a_sink_does_not_apply_are_skipped_without_being_decoded(
+    sink_settings: Settings,
+) -> None:
+    settings = sink_settings
+    serde = serde_for(settings)
+    log = EventLog(settings, serde)
+    log.placed("o-cut", "c-1", [line("sku-1", 1, 100)])
+    log.cut_last()  # corrupt, but of a type the sink skips: never read, so no dead letter
+    log.order("o-cut", "OrderConfirmed")
+    log.order("o-cut", "OrderShipped", carrier="DHL")
+    log.placed("o-2", "c-1", [line("sku-1", 1, 100)])
+    log.order("o-2", "OrderConfirmed")
+    log.cut_last()  # corrupt and of a type the sink applies: decoded, dead-lettered
+    written = log.commit()
+
+    sink = Confirmations()
+    runner = SinkRunner(sink, settings, serde)
+    thread = start(runner)
+    try:
+        wait_until(
+            lambda: sum(committed(settings, runner.group, log.topic, 2).values()) == written,
+            60,
+            "offsets of every record committed",
+        )
+    finally:
+        runner.stop()
+        thread.join(30)
+
+    assert sink.items == [("o-cut", 2)]
+    letters = read_topic(settings, settings.kafka.topic_prefix + "events-dlq")
+    assert [(key, dict(headers)["error.class"]) for key, _, headers in letters] == [
+        (b"o-2", b"AvroDecodeError")
+    ]
+
+
 def test_a_restarted_runner_resumes_after_the_last_commit(sink_settings: Settings) -> None:
     settings = sink_settings
     serde = serde_for(settings)
