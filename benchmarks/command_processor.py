@@ -15,6 +15,7 @@ Needs the local stack (``cqrs stack up``). Results: benchmarks/results/command_p
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import threading
@@ -22,10 +23,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
 
 from benchmarks.common import report
 from cqrs.children import FAUST_READY, cqrs_process
@@ -37,6 +40,7 @@ from schemas.serde import AvroSerde
 from schemas.tooling import register_all
 
 SKUS = 200
+T = TypeVar("T")
 
 
 class Namespace:
@@ -63,6 +67,17 @@ class Namespace:
 
     def topic(self, name: str) -> str:
         return self.prefix + name
+
+    def remove(self) -> None:
+        """Delete the measurement's topics (changelogs included) and state directory: left
+        behind, every run's topics would pile up on the broker's disk."""
+        admin = AdminClient(self.settings.kafka.confluent_config())
+        mine = [
+            name for name in admin.list_topics(timeout=15).topics if name.startswith(self.prefix)
+        ]
+        for future in admin.delete_topics(mine).values() if mine else []:
+            future.result(60)
+        shutil.rmtree(self.state, ignore_errors=True)
 
     def command(self, sku: str, name: str, payload: dict[str, Any]) -> tuple[str, bytes]:
         command_id = str(uuid.uuid4())
@@ -206,6 +221,15 @@ def latencies(space: Namespace, per_second: float, seconds: float) -> dict[str, 
     }
 
 
+def in_namespace(base: Settings, guarantee: str, measure: Callable[[Namespace], T]) -> T:
+    """``measure`` in a fresh namespace, removed afterwards (also on failure)."""
+    space = Namespace(base, guarantee)
+    try:
+        return measure(space)
+    finally:
+        space.remove()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=5000)
@@ -222,9 +246,15 @@ def main() -> None:
     base = load_settings()
     count = options.commands
     cases: dict[str, Callable[[], float]] = {
-        "raw passthrough": lambda: passthrough_rate(Namespace(base, "exactly_once"), count),
-        "worker exactly-once": lambda: drain_rate(Namespace(base, "exactly_once"), count),
-        "worker at-least-once": lambda: drain_rate(Namespace(base, "at_least_once"), count),
+        "raw passthrough": partial(
+            in_namespace, base, "exactly_once", partial(passthrough_rate, count=count)
+        ),
+        "worker exactly-once": partial(
+            in_namespace, base, "exactly_once", partial(drain_rate, count=count)
+        ),
+        "worker at-least-once": partial(
+            in_namespace, base, "at_least_once", partial(drain_rate, count=count)
+        ),
     }
     rates: dict[str, list[float]] = {name: [] for name in cases}
     for number in range(1, options.rounds + 1):
@@ -236,7 +266,8 @@ def main() -> None:
     for guarantee in ("exactly_once", "at_least_once"):
         for rate in options.rate:
             print(f"latency at {rate:.0f}/s offered, {guarantee}...", flush=True)
-            measured = latencies(Namespace(base, guarantee), rate, options.seconds)
+            latency_at = partial(latencies, per_second=rate, seconds=options.seconds)
+            measured = in_namespace(base, guarantee, latency_at)
             latency.setdefault(guarantee, []).append(measured)
             print(f"  {measured}", flush=True)
     report(

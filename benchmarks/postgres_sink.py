@@ -245,43 +245,45 @@ def main() -> None:
         }
     )
     ensure_topics(settings)
-    serde = prepared_serde(settings)
-    events = backlog(args.events)
-    print(f"writing a backlog of {len(events):,} events …", flush=True)
-    produce(settings, serde, events)
-    rows = rows_per_event(events)
+    try:
+        serde = prepared_serde(settings)
+        events = backlog(args.events)
+        print(f"writing a backlog of {len(events):,} events …", flush=True)
+        produce(settings, serde, events)
+        rows = rows_per_event(events)
 
-    cases: dict[str, Callable[[], Timed]] = {
-        "sink (publishing views)": lambda: apply_backlog(settings, len(events), True),
-        "sink (tables only)": lambda: apply_backlog(settings, len(events), False),
-        "sink, 2 replicas": lambda: apply_backlog(settings, len(events), True, replicas=2),
-        "raw COPY": lambda: copy_rows(settings, rows),
-    }
-    rates: dict[str, list[float]] = {name: [] for name in cases}
-    for number in range(1, args.rounds + 1):
-        for name, case in cases.items():
-            items, seconds = case()
-            rates[name].append(items / seconds)
-        summary = ", ".join(f"{name} {values[-1]:,.0f}/s" for name, values in rates.items())
-        print(f"round {number}/{args.rounds}: {summary}", flush=True)
+        cases: dict[str, Callable[[], Timed]] = {
+            "sink (publishing views)": lambda: apply_backlog(settings, len(events), True),
+            "sink (tables only)": lambda: apply_backlog(settings, len(events), False),
+            "sink, 2 replicas": lambda: apply_backlog(settings, len(events), True, replicas=2),
+            "raw COPY": lambda: copy_rows(settings, rows),
+        }
+        rates: dict[str, list[float]] = {name: [] for name in cases}
+        for number in range(1, args.rounds + 1):
+            for name, case in cases.items():
+                items, seconds = case()
+                rates[name].append(items / seconds)
+            summary = ", ".join(f"{name} {values[-1]:,.0f}/s" for name, values in rates.items())
+            print(f"round {number}/{args.rounds}: {summary}", flush=True)
 
-    rebuild_rate = measure_rebuild(settings, serde, len(events))
-    report(
-        "postgres_sink",
-        rates,
-        {
-            "sink / raw COPY": ("sink (publishing views)", "raw COPY"),
-            "tables only / raw COPY": ("sink (tables only)", "raw COPY"),
-            "2 replicas / raw COPY": ("sink, 2 replicas", "raw COPY"),
-        },
-        {
-            "events": len(events),
-            "partitions": args.partitions,
-            "rebuild_events_per_second": rebuild_rate,
-        },
-    )
-    print(f"{'rebuild (events/s)':<28}{rebuild_rate:>14,.0f}")
-    delete_topics(settings)
+        rebuild_rate = measure_rebuild(settings, serde, len(events))
+        report(
+            "postgres_sink",
+            rates,
+            {
+                "sink / raw COPY": ("sink (publishing views)", "raw COPY"),
+                "tables only / raw COPY": ("sink (tables only)", "raw COPY"),
+                "2 replicas / raw COPY": ("sink, 2 replicas", "raw COPY"),
+            },
+            {
+                "events": len(events),
+                "partitions": args.partitions,
+                "rebuild_events_per_second": rebuild_rate,
+            },
+        )
+        print(f"{'rebuild (events/s)':<28}{rebuild_rate:>14,.0f}")
+    finally:
+        delete_topics(settings)  # also when interrupted: benchmark topics fill the broker's disk
 
 
 def measure_rebuild(settings: Settings, serde: AvroSerde, count: int) -> float:
