@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient
 
-from benchmarks.common import report
+from benchmarks.common import delete_topics, report
 from cqrs.children import FAUST_READY, cqrs_process
 from cqrs.settings import Settings, load_settings
 from processors.topic_admin import ensure_topics
@@ -71,12 +70,7 @@ class Namespace:
     def remove(self) -> None:
         """Delete the measurement's topics (changelogs included) and state directory: left
         behind, every run's topics would pile up on the broker's disk."""
-        admin = AdminClient(self.settings.kafka.confluent_config())
-        mine = [
-            name for name in admin.list_topics(timeout=15).topics if name.startswith(self.prefix)
-        ]
-        for future in admin.delete_topics(mine).values() if mine else []:
-            future.result(60)
+        delete_topics(self.settings)
         shutil.rmtree(self.state, ignore_errors=True)
 
     def command(self, sku: str, name: str, payload: dict[str, Any]) -> tuple[str, bytes]:

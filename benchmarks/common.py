@@ -10,6 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka.admin import AdminClient
+
+from cqrs.settings import Settings
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -57,3 +61,13 @@ def report(
         print(f"{label:<28}{value:>14.2f}")
     print(f"results: {path}")
     return result
+
+
+def delete_topics(settings: Settings) -> None:
+    """Delete every topic under the settings' topic prefix; left behind, each run's topics
+    would pile up on the broker's disk."""
+    prefix = settings.kafka.topic_prefix
+    admin = AdminClient(settings.kafka.confluent_config())
+    mine = [name for name in admin.list_topics(timeout=15).topics if name.startswith(prefix)]
+    for future in admin.delete_topics(mine).values() if mine else []:
+        future.result(60)

@@ -32,7 +32,7 @@ import psycopg  # noqa: TID251 - the baseline is a raw COPY through the driver
 from confluent_kafka import Producer
 from psycopg import sql  # noqa: TID251
 
-from benchmarks.common import report
+from benchmarks.common import delete_topics, report
 from benchmarks.sink_process import sink_processes, steady_rate
 from cqrs.settings import Settings, load_settings
 from processors.topic_admin import ensure_topics
@@ -299,16 +299,6 @@ def measure_rebuild(settings: Settings, serde: AvroSerde, count: int) -> float:
         return result.rate
     finally:
         drop_schemas(target)
-
-
-def delete_topics(settings: Settings) -> None:
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient(settings.kafka.confluent_config())
-    prefix = settings.kafka.topic_prefix
-    mine = [t for t in admin.list_topics(timeout=15).topics if t.startswith(prefix)]
-    for future in admin.delete_topics(mine).values():
-        future.result(timeout=30)
 
 
 if __name__ == "__main__":

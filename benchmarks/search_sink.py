@@ -40,7 +40,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from opensearchpy import OpenSearch, helpers
 
-from benchmarks.common import report
+from benchmarks.common import delete_topics, report
 from benchmarks.sink_process import sink_processes, steady_rate
 from cqrs.lag import ConsumerGroup, LagMonitor
 from cqrs.settings import Settings, load_settings
@@ -337,15 +337,7 @@ def main() -> None:
         for name in client.indices.get(index=f"bench{run}*", params={"expand_wildcards": "all"}):
             client.indices.delete(index=name)
         client.close()
-        cleanup_topics(settings)
-
-
-def cleanup_topics(settings: Settings) -> None:
-    admin = AdminClient(settings.kafka.confluent_config())
-    prefix = settings.kafka.topic_prefix
-    mine = [name for name in admin.list_topics(timeout=15).topics if name.startswith(prefix)]
-    for future in admin.delete_topics(mine).values() if mine else []:
-        future.result(60)
+        delete_topics(settings)
 
 
 if __name__ == "__main__":

@@ -25,26 +25,21 @@ SINK_READY = "sink {projection} consuming"
 
 
 @contextmanager
-def sink_processes(
-    projection: str, env: Mapping[str, str], replicas: int = 1
-) -> Iterator[list[Path]]:
-    """``replicas`` processes of one sink (one consumer group), stopped on the way out;
-    yields their log files."""
+def sink_processes(projection: str, env: Mapping[str, str], replicas: int = 1) -> Iterator[None]:
+    """``replicas`` processes of one sink (one consumer group), stopped on the way out; their
+    logs go to a temporary directory, named in the error if one does not start."""
     logs = Path(tempfile.mkdtemp(prefix="cqrs-bench-sink-"))
     with ExitStack() as stack:
-        paths = []
         for replica in range(replicas):
-            log = logs / f"{projection}-{replica}.log"
             stack.enter_context(
                 cqrs_process(
                     ["sink", "run", projection],
-                    log,
+                    logs / f"{projection}-{replica}.log",
                     [SINK_READY.format(projection=projection)],
                     {**env, "CQRS_OBSERVABILITY__PORT": "0"},
                 )
             )
-            paths.append(log)
-        yield paths
+        yield
 
 
 def steady_rate(
