@@ -194,12 +194,15 @@ def replay_state(
         rebuilt = replay.rebuilt_table(settings, serde, progress)
         live = replay.live_table(settings, progress)
     found = replay.differences(live, rebuilt)
-    _say(f"{len(rebuilt)} aggregates rebuilt from the event log; {len(found)} differ from live")
+    _say(
+        f"{replay.aggregates(rebuilt)} aggregates rebuilt from the event log; "
+        f"{len(found)} differ from live"
+    )
     for difference in found[:20]:
         _say(f"  {difference.key}: live={difference.live} rebuilt={difference.rebuilt}")
     if write:
-        replay.write_table(settings, rebuilt, [d.key for d in found if d.rebuilt is None])
-        _say(f"wrote {len(rebuilt)} records to {replay.changelog_topic(settings)}")
+        replay.write_table(settings, rebuilt, replay.stale_keys(live, rebuilt))
+        _say(f"wrote {len(rebuilt)} entries to {replay.changelog_topic(settings)}")
     elif found:
         raise typer.Exit(1)
 

@@ -15,7 +15,7 @@ client's process and platform collectors.
 | ``cqrs_consumer_lag_records`` | gauge | group, topic, partition |
 | ``cqrs_consumer_lag_seconds`` | gauge | group, topic, partition |
 | ``cqrs_lag_collections_total`` | counter | outcome (ok, failed) |
-| ``cqrs_commands_total`` | counter | outcome (accepted, rejected, dead_lettered) |
+| ``cqrs_commands_total`` | counter | outcome (accepted, rejected, repeated, dead_lettered) |
 | ``cqrs_transaction_commit_seconds`` | histogram | |
 """
 
@@ -89,7 +89,7 @@ TRANSACTION_COMMIT_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 
-CommandOutcome = Literal["accepted", "rejected", "dead_lettered"]
+CommandOutcome = Literal["accepted", "rejected", "repeated", "dead_lettered"]
 SinkErrorKind = Literal["retryable", "fatal"]
 
 

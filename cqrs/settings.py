@@ -193,7 +193,10 @@ class ProcessorSettings(_Section):
         "visible at commit, so this bounds command latency.",
     )
     dedup_window: int = Field(
-        default=1000, description="Command ids remembered per aggregate for idempotency."
+        default=1000,
+        ge=1,
+        description="Command results remembered per aggregate for idempotency (each an entry "
+        "of its own: the window's size costs table space, not time per command).",
     )
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
         default="exactly_once",

@@ -17,7 +17,6 @@ from faust.types import EventT, TableT, TopicT
 
 from cqrs.metrics import count_command, count_dead_letter
 from processors.command_processing import (
-    AggregateRecord,
     CommandProcessor,
     InputRejectedError,
     dead_letter_headers,
@@ -81,11 +80,10 @@ async def _process(
         count_command("dead_lettered")
         count_dead_letter("command-processor")
         return
-    stored = table.get(incoming.table_key)
-    outcome = processor.process(incoming, AggregateRecord.from_bytes(stored) if stored else None)
+    outcome = processor.process(incoming, table.get)
     for key, value in outcome.events:
         await out.events.send(key=key, value=value)
     await out.results.send(key=outcome.result_key, value=outcome.result)
-    if outcome.record is not None:
-        await put(table, event, incoming.table_key, outcome.record.to_bytes())
-    count_command("accepted" if outcome.accepted else "rejected")
+    for table_key, table_value in outcome.writes:
+        await put(table, event, table_key, table_value)
+    count_command(outcome.status)

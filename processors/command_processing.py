@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from aggregates.errors import DomainError, check_expected_version
 from processors.messages import COMMAND_TYPES, KINDS, AggregateKind, event_name
 from processors.partitioning import partition_for
 from processors.structs import build, plain
+from processors.table_keys import record_key, result_key, slot_key
 from schemas.errors import SerializationError
 from schemas.serde import AvroSerde
 
@@ -47,7 +48,7 @@ class IncomingCommand:
 
     @property
     def table_key(self) -> bytes:
-        return f"{self.kind.name}:{self.envelope.aggregate_id}".encode()
+        return record_key(self.kind.name, self.envelope.aggregate_id)
 
 
 class InputRejectedError(Exception):
@@ -70,14 +71,20 @@ class InputRejectedError(Exception):
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class AggregateRecord:
-    """What the table holds per aggregate: state, version and recent results (dedup)."""
+    """An aggregate's table record: state, version, and how many commands it decided.
+
+    The results that make repeated commands idempotent are entries of their own
+    (``processors.table_keys``), so a record stays as small as the state however
+    large the window: rewriting a window of a thousand results with every
+    command made a busy aggregate's changelog writes grow to hundreds of kB.
+    """
 
     kind: str
     version: int
     state: Any
-    recent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    decided: int = 0  # commands decided (accepted or rejected): numbers the window's slots
 
     def to_bytes(self) -> bytes:
         return json.dumps(
@@ -85,7 +92,7 @@ class AggregateRecord:
                 "kind": self.kind,
                 "version": self.version,
                 "state": plain(self.state),
-                "recent": self.recent,
+                "decided": self.decided,
             },
             separators=(",", ":"),
         ).encode()
@@ -95,17 +102,21 @@ class AggregateRecord:
         raw = json.loads(data)
         kind = KINDS[raw["kind"]]
         return cls(
-            raw["kind"], raw["version"], build(type(kind.initial), raw["state"]), raw["recent"]
+            raw["kind"], raw["version"], build(type(kind.initial), raw["state"]), raw["decided"]
         )
+
+
+TableReader = Callable[[bytes], bytes | None]
+TableWrite = tuple[bytes, bytes | None]  # None deletes the entry
 
 
 @dataclass(frozen=True)
 class Outcome:
-    record: AggregateRecord | None  # None: nothing to store (a repeated command)
     events: list[tuple[bytes, bytes]]  # (key, value)
     result_key: bytes
     result: bytes
-    accepted: bool
+    status: Literal["accepted", "rejected", "repeated"]
+    writes: list[TableWrite]  # table entries, in order; none for a repeated command
 
 
 class CommandProcessor:
@@ -229,19 +240,16 @@ class CommandProcessor:
 
     # -- decision ---------------------------------------------------------------
 
-    def process(self, incoming: IncomingCommand, stored: AggregateRecord | None) -> Outcome:
-        """Everything one command leads to; repeats get their original answer and no events."""
+    def process(self, incoming: IncomingCommand, table: TableReader) -> Outcome:
+        """Everything one command leads to; a repeat gets its original result and no events."""
         kind, envelope = incoming.kind, incoming.envelope
-        record = stored or AggregateRecord(kind.name, 0, kind.initial)
-        if envelope.command_id in record.recent:
-            original = record.recent[envelope.command_id]
-            return Outcome(
-                None,
-                [],
-                envelope.command_id.encode(),
-                self._encode_result(original),
-                original["status"] == "ACCEPTED",
-            )
+        aggregate_key = incoming.table_key
+        original = table(result_key(aggregate_key, envelope.command_id))
+        if original is not None:
+            return Outcome([], envelope.command_id.encode(), original, "repeated", [])
+        stored = table(aggregate_key)
+        record = AggregateRecord.from_bytes(stored) if stored else None
+        record = record or AggregateRecord(kind.name, 0, kind.initial)
         try:
             check_expected_version(envelope.expected_version, record.version)
             domain_events = kind.decide(record.state, incoming.command)
@@ -251,7 +259,7 @@ class CommandProcessor:
                 "reason": error.reason,
                 "current_version": record.version,
             }
-            return self._conclude(incoming, record, [], rejection)
+            return self._conclude(incoming, record, [], rejection, table)
         state, events = record.state, []
         for index, domain_event in enumerate(domain_events):
             state = kind.evolve(state, domain_event)
@@ -263,8 +271,8 @@ class CommandProcessor:
             }
             encoded = self._serde.encode(self._events_topic, event_name(domain_event), value)
             events.append((event_id, encoded))
-        updated = AggregateRecord(kind.name, record.version + len(events), state, record.recent)
-        return self._conclude(incoming, updated, events, None)
+        updated = replace(record, version=record.version + len(events), state=state)
+        return self._conclude(incoming, updated, events, None, table)
 
     def _conclude(
         self,
@@ -272,23 +280,33 @@ class CommandProcessor:
         record: AggregateRecord,
         events: list[tuple[str, bytes]],
         rejection: dict[str, Any] | None,
+        table: TableReader,
     ) -> Outcome:
         envelope = incoming.envelope
-        result = self._result(
-            envelope.command_id,
-            command_type=incoming.avro_name,
-            aggregate_id=envelope.aggregate_id,
-            version=None if rejection else record.version,
-            event_ids=[event_id for event_id, _ in events],
-            rejection=rejection,
+        result = self._encode_result(
+            self._result(
+                envelope.command_id,
+                command_type=incoming.avro_name,
+                aggregate_id=envelope.aggregate_id,
+                version=None if rejection else record.version,
+                event_ids=[event_id for event_id, _ in events],
+                rejection=rejection,
+            )
         )
         key = envelope.aggregate_id.encode()
         return Outcome(
-            record=self._remember(record, envelope.command_id, result),
             events=[(key, encoded) for _, encoded in events],
             result_key=envelope.command_id.encode(),
-            result=self._encode_result(result),
-            accepted=rejection is None,
+            result=result,
+            status="rejected" if rejection else "accepted",
+            writes=window_writes(
+                incoming.table_key,
+                record,
+                command_id=envelope.command_id,
+                result=result,
+                table=table,
+                window=self._dedup_window,
+            ),
         )
 
     def _event_metadata(
@@ -331,13 +349,30 @@ class CommandProcessor:
     def _encode_result(self, result: dict[str, Any]) -> bytes:
         return self._serde.encode(self._results_topic, RESULT_RECORD, result)
 
-    def _remember(
-        self, record: AggregateRecord, command_id: str, result: dict[str, Any]
-    ) -> AggregateRecord:
-        recent = {**record.recent, command_id: result}
-        while len(recent) > self._dedup_window:
-            recent.pop(next(iter(recent)))
-        return AggregateRecord(record.kind, record.version, record.state, recent)
+
+def window_writes(
+    aggregate_key: bytes,
+    record: AggregateRecord,
+    *,
+    command_id: str,
+    result: bytes,
+    table: TableReader,
+    window: int,
+) -> list[TableWrite]:
+    """The table writes of a decided command: its record, its result in the next slot of the
+    aggregate's window, and the deletion of the result that slot held. A constant number of
+    small writes per command, however large the window."""
+    slot = slot_key(aggregate_key, record.decided % window)
+    evicted = table(slot)
+    writes: list[TableWrite] = []
+    if evicted is not None:
+        writes.append((result_key(aggregate_key, evicted.decode()), None))
+    writes += [
+        (aggregate_key, replace(record, decided=record.decided + 1).to_bytes()),
+        (result_key(aggregate_key, command_id), result),
+        (slot, command_id.encode()),
+    ]
+    return writes
 
 
 def dead_letter_headers(

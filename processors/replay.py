@@ -3,10 +3,11 @@
 The ``events`` topic is the source of truth; the Faust table is a snapshot
 cache of it. ``rebuild`` folds every aggregate's events with the domain's
 ``evolve`` (the same function the processor uses) and restores each
-aggregate's idempotency window from ``command-results``: every result of a
-command that was decided (accepted, or rejected by the aggregate) — the
-results that answered undecodable records are not part of any aggregate.
-Results age out of ``command-results`` after its retention; so does the window.
+aggregate's idempotency window from ``command-results``: the last results, as
+sent, of the commands that were decided (accepted, or rejected by the
+aggregate) — the results that answered undecodable records are not part of any
+aggregate. Results age out of ``command-results`` after its retention; so does
+the window.
 
 ``cqrs replay state`` compares the rebuilt records with the live table
 (its changelog) and, with ``--write``, replaces the changelog's content while
@@ -17,9 +18,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -31,6 +32,7 @@ from processors.command_processing import AggregateRecord
 from processors.messages import COMMAND_TYPES, EVENT_TYPES
 from processors.partitioning import partition_for
 from processors.structs import build
+from processors.table_keys import SLOT, aggregate_id, parse, record_key, result_key, slot_key
 from processors.topic_admin import topic_names
 from schemas.serde import AvroSerde, Decoded
 
@@ -50,20 +52,32 @@ class Difference:
     rebuilt: dict[str, Any] | None
 
 
+class TableEntry(NamedTuple):
+    aggregate_id: str  # decides the changelog partition
+    value: bytes
+
+
+RebuiltTable = dict[str, TableEntry]
+
+
 def changelog_topic(settings: Settings) -> str:
     """Faust names a table's changelog ``<app id>-<table>-changelog``."""
     return f"{settings.processor.app_id}-{TABLE_NAME}-changelog"
 
 
 def rebuild(
-    events: Iterable[Decoded], results: Iterable[Decoded], dedup_window: int
-) -> dict[str, AggregateRecord]:
-    """Aggregate records (by table key) from events in log order and command results."""
+    events: Iterable[Decoded], results: Iterable[tuple[Decoded, bytes]], dedup_window: int
+) -> RebuiltTable:
+    """The table (by key) from events in log order and the command results as sent.
+
+    A result sent again for a repeated command (the same bytes) is not a second decision.
+    """
     records: dict[str, AggregateRecord] = {}
+    aggregate_ids: dict[str, str] = {}
     for decoded in events:
         kind, event_class = EVENT_TYPES[decoded.full_name]
         metadata = decoded.value["metadata"]
-        key = f"{kind.name}:{metadata['aggregate_id']}"
+        key = record_key(kind.name, metadata["aggregate_id"]).decode()
         record = records.get(key) or AggregateRecord(kind.name, 0, kind.initial)
         if metadata["sequence"] != record.version + 1:
             raise PipelineError(
@@ -72,38 +86,75 @@ def rebuild(
             )
         payload = {k: v for k, v in decoded.value.items() if k != "metadata"}
         state = kind.evolve(record.state, build(event_class, payload))
-        records[key] = AggregateRecord(kind.name, record.version + 1, state, record.recent)
-    for result in sorted(_decided(results), key=lambda r: r["processed_at"]):
+        records[key] = replace(record, version=record.version + 1, state=state)
+        aggregate_ids[key] = metadata["aggregate_id"]
+    decided: dict[str, list[tuple[str, bytes]]] = {}  # aggregate key -> (command id, result)
+    sent: set[bytes] = set()
+    for result, raw in sorted(_decided(results), key=lambda pair: pair[0]["processed_at"]):
+        if raw in sent:
+            continue
+        sent.add(raw)
         kind = COMMAND_TYPES[result["command_type"]][0]
-        key = f"{kind.name}:{result['aggregate_id']}"
-        record = records.get(key) or AggregateRecord(kind.name, 0, kind.initial)
-        recent = {**record.recent, result["command_id"]: result}
-        while len(recent) > dedup_window:
-            recent.pop(next(iter(recent)))
-        records[key] = AggregateRecord(record.kind, record.version, record.state, recent)
-    return records
+        key = record_key(kind.name, result["aggregate_id"]).decode()
+        decided.setdefault(key, []).append((result["command_id"], raw))
+        aggregate_ids[key] = result["aggregate_id"]
+        if key not in records:  # rejected before any event: a record at version 0
+            records[key] = AggregateRecord(kind.name, 0, kind.initial)
+    table: RebuiltTable = {}
+    for key, record in records.items():
+        window = decided.get(key, [])
+        aggregate_id = aggregate_ids[key]
+        table[key] = TableEntry(aggregate_id, replace(record, decided=len(window)).to_bytes())
+        first = max(0, len(window) - dedup_window)
+        for number, (command_id, raw) in enumerate(window[first:], start=first):
+            table[result_key(key.encode(), command_id).decode()] = TableEntry(aggregate_id, raw)
+            slot = slot_key(key.encode(), number % dedup_window).decode()
+            table[slot] = TableEntry(aggregate_id, command_id.encode())
+    return table
 
 
-def _decided(results: Iterable[Decoded]) -> Iterator[dict[str, Any]]:
-    for decoded in results:
+def _decided(results: Iterable[tuple[Decoded, bytes]]) -> Iterator[tuple[dict[str, Any], bytes]]:
+    for decoded, raw in results:
         result = dict(decoded.value)
         rejection = result.get("rejection")
         if result["status"] == "REJECTED" and (rejection or {}).get("current_version") is None:
             continue  # answered a record that never reached an aggregate
         processed_at = result["processed_at"]
-        if isinstance(processed_at, datetime):  # stored as epoch milliseconds, as live
+        if isinstance(processed_at, datetime):  # compare as epoch milliseconds
             result["processed_at"] = int(processed_at.timestamp() * 1000)
-        yield result
+        yield result, raw
 
 
-def differences(live: dict[str, bytes], rebuilt: dict[str, AggregateRecord]) -> list[Difference]:
+def aggregates(table: RebuiltTable) -> int:
+    return sum(1 for key in table if parse(key).entry == "record")
+
+
+def differences(live: dict[str, bytes], rebuilt: RebuiltTable) -> list[Difference]:
+    """Records and remembered results that differ. Slot entries only order the window's
+    eviction, and results with the same processed_at may share it either way: not compared."""
     found = []
-    for key in sorted(set(live) | set(rebuilt)):
-        live_value = json.loads(live[key]) if key in live else None
-        rebuilt_value = json.loads(rebuilt[key].to_bytes()) if key in rebuilt else None
+    rebuilt_values = {key: entry.value for key, entry in rebuilt.items()}
+    for key in sorted(set(live) | set(rebuilt_values)):
+        if parse(key).entry == SLOT:
+            continue
+        live_value = _shown(key, live.get(key))
+        rebuilt_value = _shown(key, rebuilt_values.get(key))
         if live_value != rebuilt_value:
             found.append(Difference(key, live_value, rebuilt_value))
     return found
+
+
+def _shown(key: str, value: bytes | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if parse(key).entry == "record":
+        return cast(dict[str, Any], json.loads(value))
+    return {"result": value.hex()}
+
+
+def stale_keys(live: dict[str, bytes], rebuilt: RebuiltTable) -> list[str]:
+    """Live entries the event log knows nothing about: deleted by ``write_table``."""
+    return sorted(set(live) - set(rebuilt))
 
 
 # -- Kafka edges ------------------------------------------------------------------
@@ -192,17 +243,19 @@ def live_table(settings: Settings, progress: Progress | None = None) -> dict[str
 
 def rebuilt_table(
     settings: Settings, serde: AvroSerde, progress: Progress | None = None
-) -> dict[str, AggregateRecord]:
+) -> RebuiltTable:
     topics = topic_names(settings)
     # Events of one aggregate share a partition, so partition order is their log order.
     events = decoded(serde, read_committed(settings, topics["events"], progress))
-    results = list(decoded(serde, read_committed(settings, topics["command-results"], progress)))
+    results = [
+        (serde.decode(raw), raw)
+        for message in read_committed(settings, topics["command-results"], progress)
+        if (raw := message.value())
+    ]
     return rebuild(events, results, settings.processor.dedup_window)
 
 
-def write_table(
-    settings: Settings, records: dict[str, AggregateRecord], stale: Iterable[str]
-) -> None:
+def write_table(settings: Settings, table: RebuiltTable, stale: Iterable[str]) -> None:
     """Replace the changelog's content in one transaction; refuses while a worker runs."""
     group = settings.processor.app_id
     admin = AdminClient(settings.kafka.confluent_config())
@@ -219,20 +272,19 @@ def write_table(
     )
     producer.init_transactions(30)
     producer.begin_transaction()
-    for key, record in records.items():
-        aggregate_id = key.split(":", 1)[1]
+    for key, entry in table.items():
         producer.produce(
             topic,
             key=key.encode(),
-            value=record.to_bytes(),
-            partition=partition_for(aggregate_id.encode(), partitions),
+            value=entry.value,
+            partition=partition_for(entry.aggregate_id.encode(), partitions),
         )
+        producer.poll(0)
     for key in stale:  # tombstones: keys the log knows nothing about
-        aggregate_id = key.split(":", 1)[1]
         producer.produce(
             topic,
             key=key.encode(),
             value=None,
-            partition=partition_for(aggregate_id.encode(), partitions),
+            partition=partition_for(aggregate_id(key).encode(), partitions),
         )
     producer.commit_transaction(60)

@@ -359,7 +359,13 @@ def stopped_cleanly(app: faust.App) -> bool:
     return not isinstance(transactions, EventScopedTransactions) or transactions.poisoned is None
 
 
-async def put(table: TableT[bytes, bytes], event: EventT[bytes], key: bytes, value: bytes) -> None:
-    """Write a table entry in the event's transaction (changelog) and local store."""
+async def put(
+    table: TableT[bytes, bytes], event: EventT[bytes], key: bytes, value: bytes | None
+) -> None:
+    """Write (or, with None, delete) a table entry in the event's transaction (changelog)
+    and local store."""
     await table.changelog_topic.send(key=key, value=value, partition=event.message.partition)
-    table.data[key] = value
+    if value is None:
+        table.data.pop(key, None)
+    else:
+        table.data[key] = value
