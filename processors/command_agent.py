@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import faust
-from faust.types import EventT, TableT, TopicT
+from faust.types import EventT, TableT
 
 from cqrs.metrics import count_command, count_dead_letter
 from processors.command_processing import (
@@ -21,7 +21,7 @@ from processors.command_processing import (
     InputRejectedError,
     dead_letter_headers,
 )
-from processors.transactions import processing, put
+from processors.transactions import emit, processing, put
 
 log = logging.getLogger("cqrs.command_processor")
 TABLE_NAME = "aggregates"
@@ -29,20 +29,17 @@ TABLE_NAME = "aggregates"
 
 @dataclass(frozen=True)
 class _Outputs:
-    events: TopicT
-    results: TopicT
-    dead_letters: TopicT
+    app: faust.App
+    events: str
+    results: str
+    dead_letters: str
 
 
 def register_command_agent(
     app: faust.App, processor: CommandProcessor, topics: dict[str, str]
 ) -> TableT[bytes, bytes]:
     commands = app.topic(topics["commands"])
-    outputs = _Outputs(
-        app.topic(topics["events"]),
-        app.topic(topics["command-results"]),
-        app.topic(topics["commands-dlq"]),
-    )
+    outputs = _Outputs(app, topics["events"], topics["command-results"], topics["commands-dlq"])
     table: TableT[bytes, bytes] = app.Table(
         TABLE_NAME,
         default=None,
@@ -74,16 +71,16 @@ async def _process(
         )
         answer = processor.rejection_for(error)
         if answer is not None:
-            await out.results.send(key=answer[0], value=answer[1])
+            await emit(out.app, out.results, answer[0], answer[1])
         headers = dead_letter_headers(error, message.topic, message.partition, message.offset)
-        await out.dead_letters.send(key=event.key, value=event.value or b"", headers=headers)
+        await emit(out.app, out.dead_letters, event.key, event.value or b"", headers=headers)
         count_command("dead_lettered")
         count_dead_letter("command-processor")
         return
     outcome = processor.process(incoming, table.get)
     for key, value in outcome.events:
-        await out.events.send(key=key, value=value)
-    await out.results.send(key=outcome.result_key, value=outcome.result)
+        await emit(out.app, out.events, key, value)
+    await emit(out.app, out.results, outcome.result_key, outcome.result)
     for table_key, table_value in outcome.writes:
         await put(table, event, table_key, table_value)
     count_command(outcome.status)

@@ -13,11 +13,11 @@ import logging
 from collections.abc import AsyncIterator
 
 import faust
-from faust.types import EventT, TableT, TopicT
+from faust.types import EventT, TableT
 
 from processors.command_processing import dead_letter_headers
 from processors.fulfilment_processing import FulfilmentProcessor, SagaRecord
-from processors.transactions import processing, put
+from processors.transactions import emit, processing, put
 from schemas.errors import SerializationError
 
 log = logging.getLogger("cqrs.fulfilment")
@@ -27,9 +27,11 @@ TABLE_NAME = "fulfilment"
 def register_fulfilment_agents(
     app: faust.App, processor: FulfilmentProcessor, topics: dict[str, str]
 ) -> TableT[bytes, bytes]:
-    inbox = app.topic(topics["fulfilment-inbox"])
-    commands = app.topic(topics["commands"])
-    dead_letters = app.topic(topics["events-dlq"])
+    inbox, commands, dead_letters = (
+        topics["fulfilment-inbox"],
+        topics["commands"],
+        topics["events-dlq"],
+    )
     table: TableT[bytes, bytes] = app.Table(
         TABLE_NAME, default=None, key_type=bytes, value_type=bytes
     )
@@ -39,23 +41,27 @@ def register_fulfilment_agents(
         async for event in stream.events():
             async with processing(app, event) as ours:
                 if ours:
-                    await _route(event, processor, inbox, dead_letters)
+                    await _route(app, event, processor, (inbox, dead_letters))
             yield None
 
-    @app.agent(inbox, name="fulfilment")
+    @app.agent(app.topic(inbox), name="fulfilment")
     async def react(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
             async with processing(app, event) as ours:
                 if ours:
-                    await _react(event, processor, table, commands)
+                    await _react(app, event, processor, table, commands)
             yield None
 
     return table
 
 
 async def _route(
-    event: EventT[bytes], processor: FulfilmentProcessor, inbox: TopicT, dead_letters: TopicT
+    app: faust.App,
+    event: EventT[bytes],
+    processor: FulfilmentProcessor,
+    outputs: tuple[str, str],  # inbox, dead letters
 ) -> None:
+    inbox, dead_letters = outputs
     try:
         observed = processor.read(event.value)
     except (SerializationError, KeyError, TypeError, ValueError) as error:
@@ -65,14 +71,18 @@ async def _route(
         )
         headers = dead_letter_headers(error, message.topic, message.partition, message.offset)
         headers.append(("dead_letter.consumer", b"fulfilment"))
-        await dead_letters.send(key=event.key, value=event.value or b"", headers=headers)
+        await emit(app, dead_letters, event.key, event.value or b"", headers=headers)
         return
     if observed is not None:
-        await inbox.send(key=observed.order_id.encode(), value=event.value)
+        await emit(app, inbox, observed.order_id.encode(), event.value)
 
 
 async def _react(
-    event: EventT[bytes], processor: FulfilmentProcessor, table: TableT[bytes, bytes], out: TopicT
+    app: faust.App,
+    event: EventT[bytes],
+    processor: FulfilmentProcessor,
+    table: TableT[bytes, bytes],
+    commands: str,
 ) -> None:
     # Only the router writes here, and it forwards events it has already read.
     observed = processor.read(event.value)
@@ -82,6 +92,6 @@ async def _react(
     stored = table.get(key)
     reaction = processor.process(observed, SagaRecord.from_bytes(stored) if stored else None)
     for command_key, command in reaction.commands:
-        await out.send(key=command_key, value=command)
+        await emit(app, commands, command_key, command)
     if reaction.record is not None:
         await put(table, event, key, reaction.record.to_bytes())

@@ -40,6 +40,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from functools import partial
 from typing import Any, cast
 
 import faust
@@ -49,7 +50,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
-from faust.types import TP, EventT, TableT, TransportT
+from faust.types import TP, AppT, EventT, TableT, TransportT
 from faust.types.transports import TPorTopicSet
 from faust.types.tuples import RecordMetadata
 
@@ -359,12 +360,50 @@ def stopped_cleanly(app: faust.App) -> bool:
     return not isinstance(transactions, EventScopedTransactions) or transactions.poisoned is None
 
 
+async def emit(
+    app: AppT,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    partition: int | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    """Send a record of the event being processed on the producer of its transaction.
+
+    Straight to Faust's producer: a Faust ``Topic.send`` builds a message, a future
+    message, a pending send and sensor calls around every record, which cost the
+    command processor more CPU than the send itself. A failed delivery stops the
+    worker: under exactly-once its transaction could not commit anyway, and under
+    at-least-once the offset must not commit past an output that never arrived.
+    """
+    source = _source.get()
+    transactional_id = None
+    if source is not None:
+        transactional_id = cast(
+            EventScopedTransactions, app.consumer.transactions
+        ).transactional_id(source)
+    delivery = await app.producer.send(
+        topic, key, value, partition, None, headers, transactional_id=transactional_id
+    )
+    cast("asyncio.Future[Any]", delivery).add_done_callback(partial(_delivered, app, topic))
+
+
+def _delivered(app: AppT, topic: str, delivery: asyncio.Future[Any]) -> None:
+    if delivery.cancelled() or delivery.exception() is None:
+        return
+    error = delivery.exception()
+    log.error("a record for %s was not delivered: %r; stopping the worker", topic, error)
+    asyncio.get_running_loop().create_task(app.crash(cast(BaseException, error)))
+
+
 async def put(
     table: TableT[bytes, bytes], event: EventT[bytes], key: bytes, value: bytes | None
 ) -> None:
     """Write (or, with None, delete) a table entry in the event's transaction (changelog)
     and local store."""
-    await table.changelog_topic.send(key=key, value=value, partition=event.message.partition)
+    changelog = table.changelog_topic.get_topic_name()
+    await emit(table.app, changelog, key, value, partition=event.message.partition)
     if value is None:
         table.data.pop(key, None)
     else:
