@@ -77,7 +77,8 @@ async def _process(
         count_command("dead_lettered")
         count_dead_letter("command-processor")
         return
-    outcome = processor.process(incoming, table.get)
+    # The store itself: Table.get adds a sensor call per read, and a command reads three keys.
+    outcome = processor.process(incoming, table.data.get)
     for key, value in outcome.events:
         await emit(out.app, out.events, key, value)
     await emit(out.app, out.results, outcome.result_key, outcome.result)
