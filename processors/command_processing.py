@@ -101,9 +101,10 @@ class AggregateRecord:
     def from_bytes(cls, data: bytes) -> AggregateRecord:
         raw = json.loads(data)
         kind = KINDS[raw["kind"]]
-        return cls(
-            raw["kind"], raw["version"], build(type(kind.initial), raw["state"]), raw["decided"]
-        )
+        # Records from before the window had entries of their own carry no count (and a
+        # "recent" map, not read): their window starts afresh.
+        decided = raw.get("decided", 0)
+        return cls(raw["kind"], raw["version"], build(type(kind.initial), raw["state"]), decided)
 
 
 TableReader = Callable[[bytes], bytes | None]
