@@ -184,6 +184,7 @@ class _Consumer(AIOKafkaConsumer):
     """
 
     _fetch_lock: asyncio.Lock | None = None
+    _fetched: dict[TP, int] | None = None  # highest offset fetched per partition since a seek
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -202,14 +203,53 @@ class _Consumer(AIOKafkaConsumer):
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
         async with self._fetching():
             records = await super()._getmany(active_partitions, timeout)
+            fetched = self._fetched_offsets()
+            for source, batch in records.items():
+                if batch:
+                    key = TP(source.topic, source.partition)
+                    fetched[key] = max(fetched.get(key, -1), batch[-1].offset)
             ledger = self._ledger()
             if ledger is not None and records:
                 for source, batch in records.items():
                     ledger.fetched(TP(source.topic, source.partition), (r.offset for r in batch))
             return records
 
+    def _fetched_offsets(self) -> dict[TP, int]:
+        if self._fetched is None:
+            self._fetched = {}
+        return self._fetched
+
+    async def position(self, tp: TP) -> int | None:
+        """The fetch position; for a changelog partition in recovery, not past records
+        that were fetched but not yet taken by the recovery.
+
+        Faust's recovery (0.15.3) asks for the position only to detect that the rest
+        of a changelog partition is aborted transactions: when the position reaches
+        the highwater before the recovery has seen the last record, it declares the
+        partition restored. But the position moves at fetch time, ahead of the
+        records still on their way to the recovery queue, and a queue timeout left
+        over from before the rebalance can fire at once: the partition's records
+        were then all dropped, and a worker took over aggregates as if new.
+        """
+        position: int | None = await super().position(tp)
+        recovery = cast(Any, self.app.tables).recovery
+        fetched = self._fetched_offsets().get(tp)
+        if position is None or fetched is None or tp not in recovery.active_tps:
+            return position
+        taken = recovery.active_offsets.get(tp)
+        if taken is None or taken < fetched:
+            return fetched  # below the highwater: not restored yet
+        return position
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        # The recovery's seeks (to where each changelog partition is read from).
+        for partition in partitions:
+            self._fetched_offsets().pop(partition, None)
+        await super().seek_wait(partitions)
+
     async def _seek(self, partition: TP, offset: int) -> None:
         async with self._fetching():
+            self._fetched_offsets().pop(partition, None)
             await super()._seek(partition, offset)
             ledger = self._ledger()
             if ledger is not None:
@@ -217,6 +257,7 @@ class _Consumer(AIOKafkaConsumer):
 
     async def perform_seek(self) -> None:
         async with self._fetching():
+            self._fetched_offsets().clear()
             await super().perform_seek()
             ledger = self._ledger()
             if ledger is not None:
