@@ -376,6 +376,15 @@ def window_writes(
     return writes
 
 
+def apply_writes(table: dict[bytes, bytes], writes: list[TableWrite]) -> None:
+    """``writes`` applied to a table held in a dict, as the agent applies them to its store."""
+    for key, value in writes:
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+
+
 def dead_letter_headers(
     error: Exception, topic: str, partition: int, offset: int
 ) -> list[tuple[str, bytes]]:

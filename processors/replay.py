@@ -28,11 +28,11 @@ from confluent_kafka.admin import AdminClient
 from cqrs.errors import PipelineError
 from cqrs.settings import Settings
 from processors.command_agent import TABLE_NAME
-from processors.command_processing import AggregateRecord
+from processors.command_processing import AggregateRecord, apply_writes, window_writes
 from processors.messages import COMMAND_TYPES, EVENT_TYPES
 from processors.partitioning import partition_for
 from processors.structs import build
-from processors.table_keys import SLOT, aggregate_id, parse, record_key, result_key, slot_key
+from processors.table_keys import SLOT, aggregate_id, parse, record_key
 from processors.topic_admin import topic_names
 from schemas.serde import AvroSerde, Decoded
 
@@ -102,14 +102,22 @@ def rebuild(
             records[key] = AggregateRecord(kind.name, 0, kind.initial)
     table: RebuiltTable = {}
     for key, record in records.items():
-        window = decided.get(key, [])
-        aggregate_id = aggregate_ids[key]
-        table[key] = TableEntry(aggregate_id, replace(record, decided=len(window)).to_bytes())
-        first = max(0, len(window) - dedup_window)
-        for number, (command_id, raw) in enumerate(window[first:], start=first):
-            table[result_key(key.encode(), command_id).decode()] = TableEntry(aggregate_id, raw)
-            slot = slot_key(key.encode(), number % dedup_window).decode()
-            table[slot] = TableEntry(aggregate_id, command_id.encode())
+        # The window is laid out by the processor's own writes, replayed in decision order.
+        aggregate_key = key.encode()
+        entries = {aggregate_key: record.to_bytes()}
+        for number, (command_id, raw) in enumerate(decided.get(key, [])):
+            numbered = replace(record, decided=number)
+            writes = window_writes(
+                aggregate_key,
+                numbered,
+                command_id=command_id,
+                result=raw,
+                table=entries.get,
+                window=dedup_window,
+            )
+            apply_writes(entries, writes)
+        owner = aggregate_ids[key]
+        table.update({k.decode(): TableEntry(owner, value) for k, value in entries.items()})
     return table
 
 

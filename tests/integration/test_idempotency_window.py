@@ -13,7 +13,12 @@ from typing import Any
 
 import pytest
 
-from processors.command_processing import AggregateRecord, CommandProcessor, Outcome
+from processors.command_processing import (
+    AggregateRecord,
+    CommandProcessor,
+    Outcome,
+    apply_writes,
+)
 from processors.replay import rebuild
 from processors.table_keys import aggregate_id, parse, record_key, result_key
 from schemas.catalog import SchemaCatalog
@@ -53,11 +58,7 @@ class Processing:
             self.topics["commands"], f"cqrs.commands.{name}", {"metadata": metadata, **payload}
         )
         outcome = self.processor.process(self.processor.read(value), self.table.get)
-        for key, entry in outcome.writes:
-            if entry is None:
-                self.table.pop(key, None)
-            else:
-                self.table[key] = entry
+        apply_writes(self.table, outcome.writes)
         self.results.append(outcome.result)
         return outcome
 
