@@ -203,6 +203,13 @@ class ProcessorSettings(_Section):
         description="at_least_once only to measure what exactly-once costs: a crash can then "
         "repeat results (events stay deduplicated by command id).",
     )
+    transaction_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long the broker lets a worker's transaction stay open: after a "
+        "kill, the partitions' next owner waits at most about this long (plus the "
+        "broker's abort sweep) for the dead worker's transaction to be aborted.",
+    )
     session_timeout_s: float = Field(
         default=10.0,
         description="How long the group waits for a silent (crashed) worker before its "

@@ -1,8 +1,8 @@
 """The Faust app every worker runs, configured from the settings.
 
-Exactly-once is on: for each input partition there is one transactional
-producer, and everything one event leads to (events, command result, the
-table's changelog write) commits with its offset in one Kafka transaction —
+Exactly-once is on: each worker process has one transactional producer, and
+everything one event leads to (events, command result, the table's changelog
+write) commits with its offset in that producer's transaction —
 ``processors.transactions`` explains the layer that makes this hold under
 kills and rebalances. The commit interval bounds how long a result waits to
 become visible (read_committed).
@@ -15,6 +15,7 @@ import ssl
 import faust
 
 from cqrs.settings import Settings
+from processors.instance import claim_transactional_id
 from processors.transactions import PipelineApp
 
 
@@ -25,6 +26,8 @@ def create_app(settings: Settings, app_id: str | None = None) -> faust.App:
     datadir.mkdir(parents=True, exist_ok=True)
     return PipelineApp(
         app_id,
+        instance=claim_transactional_id(app_id, datadir),
+        transaction_timeout_s=processor.transaction_timeout_s,
         broker=[
             f"kafka://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")
         ],

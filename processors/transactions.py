@@ -1,35 +1,35 @@
 """Exactly-once that holds under kills and rebalances: a small, documented layer over Faust.
 
-faust-streaming's exactly-once mode keeps one transactional producer per input
-partition, but three details of faust-streaming (read in 0.15.3) break the promise:
+faust-streaming (read in 0.15.3) keeps one transactional producer per input
+partition, and details of its exactly-once mode break the promise:
 
 1. ``TransactionManager.send`` picks the transactional producer from the
-   *destination* partition of each record. A command read from partition 2
-   whose result is keyed to partition 0 is sent in partition 0's transaction,
-   while partition 2's offset commits in another one: a crash between the two
-   commits repeats the command. On a worker that does not own partition 0 the
-   send fails outright ("No transaction producer found").
-2. When the consumer has no metadata for the destination topic (topics the app
-   writes but never reads: ``events``, ``command-results``), no transactional id
-   is chosen at all and the record goes out on the plain, non-transactional
-   producer — visible at once and never rolled back.
+   *destination* partition of each record, so a command's result can commit in
+   another transaction than the command's offset (a crash between the two
+   commits repeats the command), or fail with "No transaction producer found".
+2. Records for topics the app writes but never reads (``events``,
+   ``command-results``) go out on the plain, non-transactional producer.
 3. Table writes reach the changelog through a background buffer, and the
-   commit timer can run between two sends of one event; either way part of an
-   event's output can commit in one transaction and its offset in the next.
+   commit timer can run between two sends of one event.
 
-This module fixes those at their root, and nowhere else:
+And one producer per partition is slow: every commit interval ends one
+transaction per partition, each with its own partitions, offsets and end
+markers — six of them made a worker saturate below 500 commands/s.
 
-- every record sent while an event is processed goes through the transaction
-  of the event's *source* partition (the one its offset commits with);
-- an event is processed inside a *boundary* lock that a commit also takes
-  while it chooses the offsets and commits them, and the event is acknowledged
-  before the lock is released, so an event's outputs, table write and offset
-  always commit together;
+This module replaces that at its root:
+
+- a worker has **one** transactional producer for every partition it owns
+  (Kafka's KIP-447 model, as Kafka Streams' ``exactly_once_v2``): its offsets are
+  committed under the consumer group's generation and member id, so the group
+  coordinator refuses them from a worker whose partitions have moved, and a new
+  owner reads committed offsets only once no open transaction holds them
+  (``processors.group_transactions``);
+- an event is processed inside a *boundary* lock that a commit also takes while
+  it chooses the offsets and commits them, and the event is acknowledged before
+  the lock is released, so an event's outputs, table write and offset always
+  commit together;
 - table writes are sent explicitly to the changelog partition of the source
   partition inside the scope (``put``), instead of through Faust's buffer.
-
-Zombie fencing is Faust's: transactional ids are ``<app>-<group>-<partition>``,
-so whoever takes a partition over aborts what its previous owner left open.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ from faust.types.transports import TPorTopicSet
 from faust.types.tuples import RecordMetadata
 
 from cqrs.errors import ConfigurationError
+from processors.group_transactions import GroupMetadata, GroupTransactionalProducer
+from processors.instance import InstanceClaim
 from processors.partition_ledger import Admission, PartitionLedger
 
 
@@ -70,7 +72,7 @@ _source: ContextVar[TP | None] = ContextVar("cqrs_source_partition", default=Non
 
 
 class EventScopedTransactions(TransactionManager):
-    """Faust's transaction manager, with each event's output in its source's transaction.
+    """Faust's transaction manager, with one transaction per worker for all its partitions.
 
     It also decides which events are processed and which offsets commit, with a
     ``PartitionLedger`` in place of Faust's acknowledgement lists.
@@ -83,28 +85,48 @@ class EventScopedTransactions(TransactionManager):
         self.boundary = asyncio.Lock()
         self.poisoned: BaseException | None = None
         self.ledger = PartitionLedger()
+        self.group: GroupMetadata | None = None  # the membership the owned partitions came with
+
+    @property
+    def transactional_id(self) -> str:
+        return cast(PipelineApp, self.app).instance.transactional_id
 
     async def commit_processed(
         self, topics: TPorTopicSet | None = None, start_new_transaction: bool = True
     ) -> dict[TP, int]:
-        """Commit the owned partitions' transactions with their offsets; hold ``boundary``."""
+        """Commit the transaction with every processed offset; hold ``boundary``.
+
+        ``topics`` is not a filter: the one transaction carries the output of every
+        owned partition, so every processed offset must commit with it.
+        """
         if self.poisoned is not None:
             raise ConsumerStoppedError(f"not committing after a failed event: {self.poisoned!r}")
-        offsets = {
-            TopicPartition(source.topic, source.partition): offset  # aiokafka's type, as it checks
-            for source, offset in self.ledger.to_commit().items()
-            if topics is None or source in topics or source.topic in topics
-        }
+        offsets = self.ledger.to_commit()
         if not offsets:
             return {}
         try:
             await self.commit(offsets, start_new_transaction=start_new_transaction)
         except Exception as error:
-            # The transactions' outcome is unknown: nothing more may join them.
+            # The transaction's outcome is unknown, or the group fenced this worker:
+            # nothing more may join it, and the worker must stop.
             self.poisoned = error
+            log.error("the transaction did not commit: %r; stopping the worker", error)
+            asyncio.get_running_loop().create_task(self.app.crash(error))
             raise
         self.ledger.committed(offsets)
         return offsets
+
+    async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        if self.group is None:
+            raise ConsumerStoppedError("offsets to commit before any partition was assigned")
+        producer = cast(_Producer, self.producer)
+        await producer.commit_worker_transaction(
+            self.transactional_id,
+            {TopicPartition(tp.topic, tp.partition): offset for tp, offset in offsets.items()},
+            self.group,
+            start_new_transaction=start_new_transaction,
+        )
+        return True
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         # Commit what was processed before the partitions move (no commit is in flight:
@@ -112,33 +134,42 @@ class EventScopedTransactions(TransactionManager):
         # never process or commit them again until they are assigned anew.
         async with self.boundary:
             if self.poisoned is None:
-                # Faust begins the next transaction of the partitions it keeps.
-                await self.commit_processed(revoked, start_new_transaction=False)
+                await self.commit_processed()
             self.ledger.revoked(revoked)
             await super().on_partitions_revoked(revoked)
 
     async def on_rebalance(
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP]
     ) -> None:
+        """Take the new assignment over; Faust restores the tables right after this.
+
+        Starting the worker's producer settles what its predecessor under the same
+        transactional id left open. Waiting for stable offsets settles what any
+        other previous owner left holding offsets; only then are the changelogs'
+        last stable offsets (where the restore stops) and the committed offsets
+        (where the consumer seeks) final.
+        """
         async with self.boundary:
-            # Starting a partition's producer fences its previous owner and settles what
-            # that owner left open, before the consumer seeks to the committed offsets.
-            await super().on_rebalance(assigned, revoked, newly_assigned)
-            started = cast(AIOKafkaProducer, self.producer)._transaction_producers
+            app = cast(PipelineApp, self.app)
+            producer = await cast(_Producer, self.producer).worker_transaction(
+                self.transactional_id
+            )
+            generation, member_id = cast(_Consumer, self.consumer).membership()
+            self.group = GroupMetadata(app.conf.id, generation, member_id)
             agent_topics = {
-                topic for agent in self.app.agents.values() for topic in agent.channel.topics
+                topic for agent in app.agents.values() for topic in agent.channel.topics
             }
-            self.ledger.assigned(  # also forgets every partition not assigned any more
+            sources = {
                 source
                 for source in assigned
-                if source.topic in agent_topics
-                and not self.app.assignor.is_standby(source)
-                and self.transactional_id(source) in started
+                if source.topic in agent_topics and not app.assignor.is_standby(source)
+            }
+            await producer.wait_for_stable_offsets(
+                app.conf.id,
+                [TopicPartition(source.topic, source.partition) for source in sources],
+                timeout_s=app.stable_offsets_timeout_s,
             )
-
-    def transactional_id(self, source: TP) -> str:
-        group = self.app.assignor.group_for_topic(source.topic)
-        return f"{self.app.conf.id}-{group}-{source.partition}"
+            self.ledger.assigned(sources)  # also forgets every partition not assigned any more
 
     async def send(  # noqa: PLR0917 - Faust's signature
         self,
@@ -151,8 +182,7 @@ class EventScopedTransactions(TransactionManager):
         *,
         transactional_id: str | None = None,
     ) -> Awaitable[RecordMetadata]:
-        source = _source.get()
-        if source is None:
+        if _source.get() is None:
             # Faust's own writes outside any event (none of the product's agents do this).
             return await super().send(topic, key, value, partition, timestamp, headers)
         return await self.producer.send(
@@ -162,7 +192,7 @@ class EventScopedTransactions(TransactionManager):
             partition,  # None: the transactional producer partitions by key (murmur2)
             timestamp,
             headers,
-            transactional_id=self.transactional_id(source),
+            transactional_id=self.transactional_id,
         )
 
 
@@ -174,6 +204,10 @@ class _ConsumerThread(AIOKafkaConsumerThread):
         # consumer's end offsets are the last stable offsets, asked of the broker.
         end_offsets = await self._ensure_consumer().end_offsets(partitions)
         return cast(Mapping[TP, int], end_offsets)
+
+    def membership(self) -> tuple[int, str]:
+        coordinator = self._ensure_consumer()._coordinator
+        return int(coordinator.generation), str(coordinator.member_id)
 
 
 class _Consumer(AIOKafkaConsumer):
@@ -188,6 +222,10 @@ class _Consumer(AIOKafkaConsumer):
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def membership(self) -> tuple[int, str]:
+        """The consumer group generation and member id of the current assignment."""
+        return cast(_ConsumerThread, self._thread).membership()
 
     def _ledger(self) -> PartitionLedger | None:
         transactions = self.transactions
@@ -301,22 +339,48 @@ class _Consumer(AIOKafkaConsumer):
 
 
 class _Producer(AIOKafkaProducer):
-    async def commit_transactions(
-        self,
-        tid_to_offset_map: Mapping[str, Mapping[TP, int]],
-        group_id: str,
-        start_new_transaction: bool = True,
-    ) -> None:
-        # Faust ends the partitions' transactions one after another, four broker round
-        # trips each, while every agent waits at the boundary. They are independent:
-        # end them together.
-        commit = super().commit_transactions
-        await asyncio.gather(
-            *(
-                commit({transactional_id: offsets}, group_id, start_new_transaction)
-                for transactional_id, offsets in tid_to_offset_map.items()
-            )
+    """Faust's producer, whose transactional producer is the worker's one, fenced by group."""
+
+    def _new_producer(self, transactional_id: str | None = None) -> Any:
+        if transactional_id is None:
+            return super()._new_producer()
+        app = cast(PipelineApp, self.app)
+        settings = {**self._settings_default(), **self._settings_auth(), **self._settings_extra()}
+        return GroupTransactionalProducer(
+            **settings,
+            transactional_id=transactional_id,
+            transaction_timeout_ms=int(app.transaction_timeout_s * 1000),
         )
+
+    async def worker_transaction(self, transactional_id: str) -> GroupTransactionalProducer:
+        """The worker's transactional producer, started once, with a transaction begun.
+
+        Unlike Faust's ``begin_transaction``, a failure here is raised, not logged.
+        """
+        producer = self._transaction_producers.get(transactional_id)
+        if producer is None:
+            producer = self._new_producer(transactional_id=transactional_id)
+            await producer.start()  # fences the previous process with this id
+            self._transaction_producers[transactional_id] = producer
+            self._trn_locks[transactional_id] = asyncio.Lock()
+        if not producer._txn_manager.is_in_transaction():
+            await producer.begin_transaction()
+        return cast(GroupTransactionalProducer, producer)
+
+    async def commit_worker_transaction(
+        self,
+        transactional_id: str,
+        offsets: Mapping[TopicPartition, int],
+        group: GroupMetadata,
+        *,
+        start_new_transaction: bool,
+    ) -> None:
+        async with self._trn_locks[transactional_id]:
+            producer = self._transaction_producers[transactional_id]
+            await producer.send_offsets_to_transaction(offsets, group)
+            await producer.commit_transaction()
+            if start_new_transaction:
+                await producer.begin_transaction()
 
 
 class _Transport(AIOKafkaTransport):
@@ -327,6 +391,21 @@ class _Transport(AIOKafkaTransport):
 
 class PipelineApp(faust.App):
     """A Faust app whose exactly-once mode uses ``EventScopedTransactions``."""
+
+    def __init__(
+        self,
+        id: str,
+        *,
+        instance: InstanceClaim,
+        transaction_timeout_s: float,
+        **options: Any,
+    ) -> None:
+        super().__init__(id, **options)
+        self.instance = instance
+        self.transaction_timeout_s = transaction_timeout_s
+        # A previous owner's open transaction ends by the transaction timeout at the
+        # latest (the broker's abort sweep runs every 10 s by default).
+        self.stable_offsets_timeout_s = 3 * transaction_timeout_s + 30
 
     def _new_transport(self) -> TransportT:
         return _Transport(self.conf.broker_consumer, self)
@@ -418,12 +497,9 @@ async def emit(
     worker: under exactly-once its transaction could not commit anyway, and under
     at-least-once the offset must not commit past an output that never arrived.
     """
-    source = _source.get()
     transactional_id = None
-    if source is not None:
-        transactional_id = cast(
-            EventScopedTransactions, app.consumer.transactions
-        ).transactional_id(source)
+    if _source.get() is not None:
+        transactional_id = cast(EventScopedTransactions, app.consumer.transactions).transactional_id
     delivery = await app.producer.send(
         topic, key, value, partition, None, headers, transactional_id=transactional_id
     )

@@ -60,6 +60,8 @@ transaction.state.log.num.partitions=10
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# A killed worker's open transaction is aborted within a second of its timeout (default 10 s).
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 log.retention.check.interval.ms=60000
 """
 
