@@ -7,8 +7,8 @@ record fetched while flow control is being resumed after recovery is skipped
 by the stream and its offset committed with the next one). Under exactly-once
 this ledger replaces that tracking. Per partition it knows:
 
-- whether this worker owns it (its transactional producer started, so every
-  previous owner is fenced, and the consumer has sought to the committed offset);
+- whether this worker owns it (no previous owner's open transaction holds its
+  offsets any more, and the consumer has sought to the committed offset);
 - the offset of the next event to process (everything below was processed in
   this ownership, or committed before it);
 - the offsets the consumer has fetched since its last seek, in order.
@@ -56,7 +56,8 @@ class PartitionLedger:
 
     # -- ownership ------------------------------------------------------------------------
     def assigned(self, partitions: Iterable[TP]) -> None:
-        """Producers started (previous owners fenced); owned once the consumer has sought."""
+        """Offsets stable (no previous owner's transaction holds them); owned once the
+        consumer has sought."""
         self._starting = set(partitions)
         for source in list(self._owned):
             if source not in self._starting:
