@@ -54,11 +54,12 @@ def report(
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2))
-    print(f"\n{'case':<28}{'median/s':>14}")
+    width = max(28, *(len(label) + 2 for label in [*medians, *result["ratios"]]))
+    print(f"\n{'case':<{width}}{'median/s':>14}")
     for case, value in medians.items():
-        print(f"{case:<28}{value:>14,.0f}")
+        print(f"{case:<{width}}{value:>14,.0f}")
     for label, value in result["ratios"].items():
-        print(f"{label:<28}{value:>14.2f}")
+        print(f"{label:<{width}}{value:>14.3g}")  # 3 significant digits: ratios can be tiny
     print(f"results: {path}")
     return result
 

@@ -187,8 +187,12 @@ class ProcessorSettings(_Section):
     datadir: Path = Path(".cqrs-data")
     partitions: int = Field(default=6, description="Partitions of the topics the product creates.")
     replication_factor: int = 1
+    # Half Kafka Streams' exactly-once default (100 ms): a worker's one transaction costs
+    # the same few round trips whatever its partitions, so committing twice as often
+    # halves the longest wait for a result at no measurable cost in throughput.
     commit_interval_s: float = Field(
-        default=0.1,
+        default=0.05,
+        gt=0,
         description="How often the exactly-once transaction commits; results become "
         "visible at commit, so this bounds command latency.",
     )
