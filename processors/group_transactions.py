@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 import aiokafka.errors as kafka_errors
 from aiokafka import AIOKafkaProducer
@@ -78,25 +78,25 @@ class GroupMetadata:
     member_id: str
 
 
+_STRING = CompactString("utf-8")  # nullable too: None encodes as null
+
+
+def _per_topic(*partition_fields: tuple[str, Any]) -> CompactArray:
+    """The ``[topic [partition ...]]`` nesting of the flexible group requests and responses."""
+    return CompactArray(
+        ("name", _STRING),
+        ("partitions", CompactArray(*partition_fields, ("tags", TaggedFields))),
+        ("tags", TaggedFields),
+    )
+
+
 # -- TxnOffsetCommit v3 (first flexible version; adds generation, member and instance id) --
 class _TxnOffsetCommitResponseV3(Response):  # type: ignore[misc]
     API_KEY = 28
     API_VERSION = 3
     SCHEMA = Schema(
         ("throttle_time_ms", Int32),
-        (
-            "topics",
-            CompactArray(
-                ("name", CompactString("utf-8")),
-                (
-                    "partitions",
-                    CompactArray(
-                        ("partition_index", Int32), ("error_code", Int16), ("tags", TaggedFields)
-                    ),
-                ),
-                ("tags", TaggedFields),
-            ),
-        ),
+        ("topics", _per_topic(("partition_index", Int32), ("error_code", Int16))),
         ("tags", TaggedFields),
     )
 
@@ -107,35 +107,24 @@ class _TxnOffsetCommitRequestV3(RequestStruct):  # type: ignore[misc]
     API_VERSION = 3
     RESPONSE_TYPE = _TxnOffsetCommitResponseV3
     SCHEMA = Schema(
-        ("transactional_id", CompactString("utf-8")),
-        ("group_id", CompactString("utf-8")),
+        ("transactional_id", _STRING),
+        ("group_id", _STRING),
         ("producer_id", Int64),
         ("producer_epoch", Int16),
         ("generation_id", Int32),
-        ("member_id", CompactString("utf-8")),
-        ("group_instance_id", CompactString("utf-8")),  # nullable: None encodes as null
+        ("member_id", _STRING),
+        ("group_instance_id", _STRING),
         (
             "topics",
-            CompactArray(
-                ("name", CompactString("utf-8")),
-                (
-                    "partitions",
-                    CompactArray(
-                        ("partition_index", Int32),
-                        ("committed_offset", Int64),
-                        ("committed_leader_epoch", Int32),
-                        ("committed_metadata", CompactString("utf-8")),
-                        ("tags", TaggedFields),
-                    ),
-                ),
-                ("tags", TaggedFields),
+            _per_topic(
+                ("partition_index", Int32),
+                ("committed_offset", Int64),
+                ("committed_leader_epoch", Int32),
+                ("committed_metadata", _STRING),
             ),
         ),
         ("tags", TaggedFields),
     )
-
-
-_TopicOffsets: TypeAlias = list[tuple[str, list[tuple[int, int, int, str, dict[int, bytes]]], Any]]
 
 
 class _GroupTxnOffsetCommitRequest(Request[_TxnOffsetCommitRequestV3]):  # type: ignore[misc]
@@ -168,20 +157,12 @@ class _OffsetFetchResponseV7(Response):  # type: ignore[misc]
         ("throttle_time_ms", Int32),
         (
             "topics",
-            CompactArray(
-                ("name", CompactString("utf-8")),
-                (
-                    "partitions",
-                    CompactArray(
-                        ("partition_index", Int32),
-                        ("committed_offset", Int64),
-                        ("committed_leader_epoch", Int32),
-                        ("metadata", CompactString("utf-8")),
-                        ("error_code", Int16),
-                        ("tags", TaggedFields),
-                    ),
-                ),
-                ("tags", TaggedFields),
+            _per_topic(
+                ("partition_index", Int32),
+                ("committed_offset", Int64),
+                ("committed_leader_epoch", Int32),
+                ("metadata", _STRING),
+                ("error_code", Int16),
             ),
         ),
         ("error_code", Int16),
@@ -195,11 +176,11 @@ class _OffsetFetchRequestV7(RequestStruct):  # type: ignore[misc]
     API_VERSION = 7
     RESPONSE_TYPE = _OffsetFetchResponseV7
     SCHEMA = Schema(
-        ("group_id", CompactString("utf-8")),
+        ("group_id", _STRING),
         (
             "topics",
             CompactArray(
-                ("name", CompactString("utf-8")),
+                ("name", _STRING),
                 ("partition_indexes", CompactArray(Int32)),
                 ("tags", TaggedFields),
             ),

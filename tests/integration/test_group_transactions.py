@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -80,15 +80,22 @@ async def committed(consumer: AIOKafkaConsumer, partition: TopicPartition, want:
     return offset
 
 
+@dataclass(frozen=True)
+class Space:
+    bootstrap: str
+    topic: str  # two partitions
+    group: str
+
+
 @pytest.fixture
-def names(unique_name: Callable[[str], str]) -> tuple[str, str]:
-    return unique_name("group-txn"), unique_name("group")
+def space(
+    local_stack: Settings, new_topic: TopicFactory, unique_name: Callable[[str], str]
+) -> Space:
+    return Space(local_stack.kafka.bootstrap_servers, new_topic("gt", 2), unique_name("group"))
 
 
-def test_offsets_commit_under_the_groups_generation(
-    local_stack: Settings, new_topic: TopicFactory, names: tuple[str, str]
-) -> None:
-    bootstrap, topic, group = local_stack.kafka.bootstrap_servers, new_topic("gt"), names[1]
+def test_offsets_commit_under_the_groups_generation(local_stack: Settings, space: Space) -> None:
+    bootstrap, topic, group = space.bootstrap, space.topic, space.group
     partition = TopicPartition(topic, 0)
 
     async def scenario() -> int | None:
@@ -104,9 +111,9 @@ def test_offsets_commit_under_the_groups_generation(
 
 
 def test_a_stale_generation_is_refused_and_its_output_never_seen(
-    local_stack: Settings, new_topic: TopicFactory, names: tuple[str, str]
+    local_stack: Settings, space: Space
 ) -> None:
-    bootstrap, topic, group = local_stack.kafka.bootstrap_servers, new_topic("gt"), names[1]
+    bootstrap, topic, group = space.bootstrap, space.topic, space.group
     partition = TopicPartition(topic, 0)
 
     async def scenario() -> int | None:
@@ -130,10 +137,8 @@ def test_a_stale_generation_is_refused_and_its_output_never_seen(
     assert read_topic(local_stack, topic) == []
 
 
-def test_a_takeover_waits_while_a_transaction_holds_offsets(
-    local_stack: Settings, new_topic: TopicFactory, names: tuple[str, str]
-) -> None:
-    bootstrap, topic, group = local_stack.kafka.bootstrap_servers, new_topic("gt", 2), names[1]
+def test_a_takeover_waits_while_a_transaction_holds_offsets(space: Space) -> None:
+    bootstrap, topic, group = space.bootstrap, space.topic, space.group
     held, free = TopicPartition(topic, 0), TopicPartition(topic, 1)
 
     async def scenario() -> None:
