@@ -13,7 +13,11 @@ confirmed and shipped) is written once to a topic of its own. Each round then:
   published, and as two replicas (two processes, one consumer group);
 - **copy**: ``COPY`` of one order_summary row per event (the row as it stands
   after that event, built before timing) into an unindexed table; rows per
-  second.
+  second;
+- **decode + copy**: the least any sink of these Avro events must do, in this
+  process with the sinks' garbage-collector settings: decode every event, then
+  the same COPY. Its ratio to the copy is the most a sink written in Python
+  can reach here, whatever its design.
 
 Target: the sink at least 0.5 of the raw COPY. Afterwards the rebuild of the
 projection is timed once (events per second replayed into a shadow table set).
@@ -41,7 +45,7 @@ from sinks.model import orders
 from sinks.postgres.order_summary import row_values
 from sinks.rebuild import SilentProgress
 from sinks.registry import projection
-from sinks.service import prepared_serde
+from sinks.service import prepared_serde, settle_garbage_collector
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ADDRESS = {"name": "Ada", "street": "1 Loop", "city": "Paris", "postal_code": "1", "country": "FR"}
@@ -90,9 +94,18 @@ def backlog(count: int) -> list[tuple[str, str, dict[str, Any]]]:
     return events[:count]
 
 
-def produce(
+def encode(
     settings: Settings, serde: AvroSerde, events: list[tuple[str, str, dict[str, Any]]]
-) -> None:
+) -> list[tuple[bytes, bytes]]:
+    """(key, Confluent-framed value) of every event, as the command processor writes them."""
+    topic = settings.kafka.topic_prefix + "events"
+    return [
+        (key.encode(), serde.encode(topic, "cqrs.events." + name, value))
+        for key, name, value in events
+    ]
+
+
+def produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
     topic = settings.kafka.topic_prefix + "events"
     producer = Producer(
         {
@@ -104,11 +117,10 @@ def produce(
             "queue.buffering.max.messages": 1_000_000,
         }
     )
-    for key, name, value in events:
-        encoded = serde.encode(topic, "cqrs.events." + name, value)
+    for key, value in records:
         while True:
             try:
-                producer.produce(topic, key=key.encode(), value=encoded)
+                producer.produce(topic, key=key, value=value)
                 break
             except BufferError:
                 producer.poll(0.1)
@@ -163,6 +175,18 @@ def copy_rows(settings: Settings, rows: list[tuple[Any, ...]]) -> Timed:
         finally:
             conn.execute(sql.SQL("DROP TABLE {}").format(table))
             conn.commit()
+
+
+def decode_and_copy(
+    settings: Settings, serde: AvroSerde, values: list[bytes], rows: list[tuple[Any, ...]]
+) -> Timed:
+    """Decode every event, then COPY one row per event: the floor of a Python sink."""
+    started = time.perf_counter()
+    for value in values:
+        serde.decode(value)
+    decoding = time.perf_counter() - started
+    items, copying = copy_rows(settings, rows)
+    return items, decoding + copying
 
 
 def with_schema(settings: Settings, schema: str, publish: bool = True) -> Settings:
@@ -249,14 +273,18 @@ def main() -> None:
         serde = prepared_serde(settings)
         events = backlog(args.events)
         print(f"writing a backlog of {len(events):,} events …", flush=True)
-        produce(settings, serde, events)
+        records = encode(settings, serde, events)
+        produce(settings, records)
         rows = rows_per_event(events)
+        values = [value for _, value in records]
+        settle_garbage_collector()  # as in the sink processes: the backlog out of its sight
 
         cases: dict[str, Callable[[], Timed]] = {
             "sink (publishing views)": lambda: apply_backlog(settings, len(events), True),
             "sink (tables only)": lambda: apply_backlog(settings, len(events), False),
             "sink, 2 replicas": lambda: apply_backlog(settings, len(events), True, replicas=2),
             "raw COPY": lambda: copy_rows(settings, rows),
+            "decode + COPY": lambda: decode_and_copy(settings, serde, values, rows),
         }
         rates: dict[str, list[float]] = {name: [] for name in cases}
         for number in range(1, args.rounds + 1):
@@ -274,6 +302,8 @@ def main() -> None:
                 "sink / raw COPY": ("sink (publishing views)", "raw COPY"),
                 "tables only / raw COPY": ("sink (tables only)", "raw COPY"),
                 "2 replicas / raw COPY": ("sink, 2 replicas", "raw COPY"),
+                "decode + COPY / raw COPY": ("decode + COPY", "raw COPY"),
+                "sink / decode + COPY": ("sink (publishing views)", "decode + COPY"),
             },
             {
                 "events": len(events),
