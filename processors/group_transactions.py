@@ -208,7 +208,7 @@ class _StableOffsetFetchRequest(Request[_OffsetFetchRequestV7]):  # type: ignore
         return request_struct_class(*self._fields)
 
 
-def unstable_partitions(response: Any, asked: set[TopicPartition]) -> set[TopicPartition]:
+def _unstable_partitions(response: Any, asked: set[TopicPartition]) -> set[TopicPartition]:
     """Partitions whose offsets a still-open transaction holds; raise on other errors."""
     _raise_for(response.error_code, "OffsetFetch")
     unstable: set[TopicPartition] = set()
@@ -326,7 +326,7 @@ class GroupTransactionalProducer(AIOKafkaProducer):  # type: ignore[misc]
                 response = await self.client.send(
                     node_id, _StableOffsetFetchRequest(group_id, waiting)
                 )
-                waiting = unstable_partitions(response, waiting)
+                waiting = _unstable_partitions(response, waiting)
             except kafka_errors.KafkaError as error:
                 if getattr(error, "errno", None) not in _RETRIABLE_COORDINATOR_ERRORS:
                     raise
