@@ -194,18 +194,19 @@ class _StableOffsetFetchRequest(Request[_OffsetFetchRequestV7]):  # type: ignore
     API_KEY = 9
 
     def __init__(self, group_id: str, partitions: Iterable[TopicPartition]) -> None:
-        by_topic: dict[str, list[int]] = collections.defaultdict(list)
-        for partition in sorted(partitions):
-            by_topic[partition.topic].append(partition.partition)
-        self._fields: tuple[Any, ...] = (
-            group_id,
-            [(t, p, {}) for t, p in by_topic.items()],
-            True,
-            {},
-        )
+        by_topic = _by_topic((tp, tp.partition) for tp in partitions)
+        self._fields: tuple[Any, ...] = (group_id, by_topic, True, {})
 
     def build(self, request_struct_class: type[_OffsetFetchRequestV7]) -> Any:
         return request_struct_class(*self._fields)
+
+
+def _by_topic(entries: Iterable[tuple[TopicPartition, Any]]) -> list[tuple[str, list[Any], Any]]:
+    """``(topic, [entry per partition], tags)`` in partition order: the requests' nesting."""
+    grouped: dict[str, list[Any]] = collections.defaultdict(list)
+    for partition, entry in sorted(entries, key=lambda item: item[0]):
+        grouped[partition.topic].append(entry)
+    return [(topic, partitioned, {}) for topic, partitioned in grouped.items()]
 
 
 def _unstable_partitions(response: Any, asked: set[TopicPartition]) -> set[TopicPartition]:
@@ -241,15 +242,14 @@ class _GroupTxnOffsetCommitHandler(TxnOffsetCommitHandler):  # type: ignore[misc
 
     def create_request(self) -> _GroupTxnOffsetCommitRequest:
         manager = self._sender._txn_manager
-        by_topic: dict[str, list[tuple[int, int, int, str, dict[int, bytes]]]]
-        by_topic = collections.defaultdict(list)
-        for tp, offset in sorted(self._offsets.items()):
-            by_topic[tp.topic].append((tp.partition, offset.offset, -1, offset.metadata, {}))
         return _GroupTxnOffsetCommitRequest(
             manager.transactional_id,
             (manager.producer_id, manager.producer_epoch),
             self._group,
-            [(topic, partitions, {}) for topic, partitions in by_topic.items()],
+            _by_topic(
+                (tp, (tp.partition, offset.offset, -1, offset.metadata, {}))
+                for tp, offset in self._offsets.items()
+            ),
         )
 
     def handle_response(self, resp: Any) -> float | None:

@@ -91,13 +91,11 @@ class EventScopedTransactions(TransactionManager):
     def transactional_id(self) -> str:
         return cast(PipelineApp, self.app).instance.transactional_id
 
-    async def commit_processed(
-        self, topics: TPorTopicSet | None = None, start_new_transaction: bool = True
-    ) -> dict[TP, int]:
+    async def commit_processed(self, start_new_transaction: bool = True) -> dict[TP, int]:
         """Commit the transaction with every processed offset; hold ``boundary``.
 
-        ``topics`` is not a filter: the one transaction carries the output of every
-        owned partition, so every processed offset must commit with it.
+        Always every one: the one transaction carries the output of every owned
+        partition, so no subset of the offsets may commit with it.
         """
         if self.poisoned is not None:
             raise ConsumerStoppedError(f"not committing after a failed event: {self.poisoned!r}")
@@ -313,7 +311,8 @@ class _Consumer(AIOKafkaConsumer):
         # can run ahead of an event's output; the transaction manager's cannot.
         async with transactions.boundary:
             sensor_state = self.app.sensors.on_commit_initiated(self)
-            offsets = await transactions.commit_processed(topics, start_new_transaction)
+            # ``topics`` cannot narrow it: every processed offset commits with the transaction.
+            offsets = await transactions.commit_processed(start_new_transaction)
             if offsets:
                 self.app.tables.on_commit(offsets)
                 self._committed_offset.update(offsets)
@@ -403,9 +402,12 @@ class PipelineApp(faust.App):
         super().__init__(id, **options)
         self.instance = instance
         self.transaction_timeout_s = transaction_timeout_s
+
+    @property
+    def stable_offsets_timeout_s(self) -> float:
         # A previous owner's open transaction ends by the transaction timeout at the
         # latest (the broker's abort sweep runs every 10 s by default).
-        self.stable_offsets_timeout_s = 3 * transaction_timeout_s + 30
+        return 3 * self.transaction_timeout_s + 30
 
     def _new_transport(self) -> TransportT:
         return _Transport(self.conf.broker_consumer, self)
