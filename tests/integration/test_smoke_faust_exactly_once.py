@@ -1,4 +1,8 @@
-"""Faust with exactly-once on the local broker: counts survive a restart via the changelog."""
+"""Exactly-once on a minimal Faust app: counts survive a restart via the changelog.
+
+The app runs on the product's transactional layer; its second life is sent
+records while it restores its table, and must lose and repeat none of them.
+"""
 
 from __future__ import annotations
 
