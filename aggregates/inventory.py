@@ -16,6 +16,7 @@ from aggregates.errors import (
     IllegalTransitionError,
     InvalidCommandError,
 )
+from aggregates.limits import MAX_UNITS
 
 AGGREGATE_TYPE = "InventoryItem"
 INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
@@ -168,6 +169,11 @@ def _adjust(state: InventoryItem, command: AdjustStock) -> StockAdjusted:
             "STOCK_BELOW_RESERVED",
             f"removing {-command.delta} units would leave {state.available + command.delta} "
             f"available ({state.on_hand} on hand, {state.reserved} reserved)",
+        )
+    if state.on_hand + command.delta > MAX_UNITS:
+        raise InvalidCommandError(
+            "STOCK_LIMIT_EXCEEDED",
+            f"adding {command.delta} units to {state.on_hand} on hand exceeds {MAX_UNITS}",
         )
     return StockAdjusted(command.delta, command.reason, command.note)
 

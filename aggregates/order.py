@@ -15,6 +15,7 @@ from aggregates.errors import (
     IllegalTransitionError,
     InvalidCommandError,
 )
+from aggregates.limits import MAX_CENTS, MAX_UNITS
 
 AGGREGATE_TYPE = "Order"
 
@@ -177,7 +178,16 @@ def _place(state: Order, command: PlaceOrder) -> OrderPlaced:
         if line.sku in seen:
             raise InvalidCommandError("DUPLICATE_SKU", f"{line.sku} appears on more than one line")
         seen.add(line.sku)
+    units = sum(line.quantity for line in command.lines)
+    if units > MAX_UNITS:
+        raise InvalidCommandError(
+            "ORDER_TOO_LARGE", f"{units} units in one order; at most {MAX_UNITS}"
+        )
     total = sum(line.amount_cents for line in command.lines)
+    if total > MAX_CENTS:
+        raise InvalidCommandError(
+            "ORDER_TOO_LARGE", f"a total of {total} cents; at most {MAX_CENTS}"
+        )
     return OrderPlaced(
         command.customer_id, command.lines, command.shipping_address, command.currency, total
     )

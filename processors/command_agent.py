@@ -4,6 +4,8 @@ The agent only orchestrates: read the command, look its aggregate up, let the
 ``CommandProcessor`` decide, and send what comes back. Records that are not
 decidable commands go to the dead-letter topic (and, when they carry a command
 id, get a rejection); they never stop the partition and never produce events.
+A command whose own data breaks a rule is decided (rejected, and remembered
+like any result) and dead-lettered as well.
 """
 
 from __future__ import annotations
@@ -61,27 +63,33 @@ def register_command_agent(
 async def _process(
     event: EventT[bytes], processor: CommandProcessor, table: TableT[bytes, bytes], out: _Outputs
 ) -> None:
-    message = event.message
     try:
         incoming = processor.read(event.value)
-        processor.check_placement(incoming, event.key, message.partition)
+        processor.check_placement(incoming, event.key, event.message.partition)
+        # The store itself: Table.get adds a sensor call per read, and a command reads three.
+        outcome = processor.process(incoming, table.data.get)
     except InputRejectedError as error:
-        log.warning(
-            "dead-lettering %s[%s]@%s: %s", message.topic, message.partition, message.offset, error
-        )
         answer = processor.rejection_for(error)
         if answer is not None:
             await emit(out.app, out.results, answer[0], answer[1])
-        headers = dead_letter_headers(error, message.topic, message.partition, message.offset)
-        await emit(out.app, out.dead_letters, event.key, event.value or b"", headers=headers)
+        await _dead_letter(event, error, out)
         count_command("dead_lettered")
-        count_dead_letter("command-processor")
         return
-    # The store itself: Table.get adds a sensor call per read, and a command reads three keys.
-    outcome = processor.process(incoming, table.data.get)
     for key, value in outcome.events:
         await emit(out.app, out.events, key, value)
     await emit(out.app, out.results, outcome.result_key, outcome.result)
     for table_key, table_value in outcome.writes:
         await put(table, event, table_key, table_value)
+    if outcome.invalid is not None:
+        await _dead_letter(event, outcome.invalid, out)
     count_command(outcome.status)
+
+
+async def _dead_letter(event: EventT[bytes], error: Exception, out: _Outputs) -> None:
+    message = event.message
+    log.warning(
+        "dead-lettering %s[%s]@%s: %s", message.topic, message.partition, message.offset, error
+    )
+    headers = dead_letter_headers(error, message.topic, message.partition, message.offset)
+    await emit(out.app, out.dead_letters, event.key, event.value or b"", headers=headers)
+    count_dead_letter("command-processor")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from aggregates.errors import DomainError, check_expected_version
+from aggregates.errors import DomainError, InvalidCommandError, check_expected_version
 from processors.messages import COMMAND_TYPES, KINDS, AggregateKind, event_name
 from processors.partitioning import partition_for
 from processors.structs import build, plain
@@ -52,7 +52,8 @@ class IncomingCommand:
 
 
 class InputRejectedError(Exception):
-    """A record on the commands topic that cannot be decided; goes to the dead-letter topic."""
+    """A record on the commands topic that cannot be decided, or whose decision its
+    contracts cannot carry; goes to the dead-letter topic."""
 
     def __init__(
         self,
@@ -118,6 +119,8 @@ class Outcome:
     result: bytes
     status: Literal["accepted", "rejected", "repeated"]
     writes: list[TableWrite]  # table entries, in order; none for a repeated command
+    # A command whose own data breaks a rule is bad input: answered, and dead-lettered too.
+    invalid: InvalidCommandError | None = None
 
 
 class CommandProcessor:
@@ -260,7 +263,10 @@ class CommandProcessor:
                 "reason": error.reason,
                 "current_version": record.version,
             }
-            return self._conclude(incoming, record, [], rejection, table)
+            outcome = self._conclude(incoming, record, [], rejection, table)
+            if isinstance(error, InvalidCommandError):
+                return replace(outcome, invalid=error)
+            return outcome
         state, events = record.state, []
         for index, domain_event in enumerate(domain_events):
             state = kind.evolve(state, domain_event)
@@ -270,8 +276,7 @@ class CommandProcessor:
                 "metadata": self._event_metadata(incoming, event_id, sequence),
                 **plain(domain_event),
             }
-            encoded = self._serde.encode(self._events_topic, event_name(domain_event), value)
-            events.append((event_id, encoded))
+            events.append((event_id, self._encode_event(incoming, domain_event, value)))
         updated = replace(record, version=record.version + len(events), state=state)
         return self._conclude(incoming, updated, events, None, table)
 
@@ -309,6 +314,22 @@ class CommandProcessor:
                 window=self._dedup_window,
             ),
         )
+
+    def _encode_event(self, incoming: IncomingCommand, domain_event: Any, value: Any) -> bytes:
+        name = event_name(domain_event)
+        try:
+            return self._serde.encode(self._events_topic, name, value)
+        except SerializationError as error:
+            # The domain accepted what its contracts cannot carry (a defect of its limits):
+            # answered and dead-lettered, so the partition goes on and nothing is emitted.
+            envelope = incoming.envelope
+            raise InputRejectedError(
+                "EVENT_NOT_ENCODABLE",
+                f"{name} does not fit its schema: {error}",
+                envelope.command_id,
+                envelope.aggregate_id,
+                incoming.avro_name,
+            ) from error
 
     def _event_metadata(
         self, incoming: IncomingCommand, event_id: str, sequence: int

@@ -1,13 +1,16 @@
 """Exactly-once under failure: workers killed mid-stream and partitions moving between workers.
 
-A steady stream of commands (each with its own id) goes to many aggregates
-while workers crash or join and leave. Afterwards every aggregate's events
-must be exactly one per accepted command, with sequences 1..n, in order — and
-every command must have exactly one result.
+A steady stream of commands goes to many aggregates while workers crash or
+join and leave; now and then a client retries an earlier command (the same id
+and bytes), often across a crash or a move of its partition. Afterwards every
+aggregate's events must be exactly one per command, with sequences 1..n, in
+order, and every command must have one result per time it was sent, each
+retry answered with the original result's bytes.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
@@ -23,6 +26,7 @@ from cqrs.settings import Settings
 from tests.integration.pipeline import Pipeline, wait_until
 
 AGGREGATES = 24
+RETRY_EVERY = 10  # one command in ten sent is a retry of an earlier one
 
 
 @dataclass
@@ -32,6 +36,7 @@ class CommandStream:
     pipeline: Pipeline
     skus: list[str] = field(default_factory=list)
     sent: dict[str, list[str]] = field(default_factory=dict)  # sku → command ids, in order
+    retries: Counter[str] = field(default_factory=Counter)  # command id → times sent again
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     undelivered: int = -1  # set when the sending thread has flushed
@@ -57,6 +62,9 @@ class CommandStream:
             {**settings.kafka.confluent_config(), "partitioner": "murmur2_random", "linger.ms": 5}
         )
 
+        chance = random.Random(len(self.skus))
+        earlier: list[tuple[str, str, bytes]] = []  # (sku, command id, value) of each sent
+
         def send(sku: str, command: str, payload: dict[str, object]) -> None:
             command_id = str(uuid.uuid4())
             metadata = {
@@ -69,13 +77,22 @@ class CommandStream:
             )
             producer.produce(topic, key=sku.encode(), value=value)
             self.sent.setdefault(sku, []).append(command_id)
+            earlier.append((sku, command_id, value))
+
+        def retry() -> None:
+            sku, command_id, value = chance.choice(earlier)
+            producer.produce(topic, key=sku.encode(), value=value)
+            self.retries[command_id] += 1
 
         for sku in self.skus:
             send(sku, "RegisterItem", {"name": sku})
         index = 0
         while not self._stop.is_set():
             sku = self.skus[index % len(self.skus)]
-            send(sku, "AdjustStock", {"delta": 1, "reason": "RESTOCK"})
+            if index % RETRY_EVERY == RETRY_EVERY - 1:
+                retry()
+            else:
+                send(sku, "AdjustStock", {"delta": 1, "reason": "RESTOCK"})
             index += 1
             producer.poll(0)
             time.sleep(1 / per_second)
@@ -84,22 +101,30 @@ class CommandStream:
 
 def check_exactly_once(pipeline: Pipeline, stream: CommandStream) -> None:
     every_command = {command for commands in stream.sent.values() for command in commands}
+    times_sent = {command: 1 + stream.retries[command] for command in every_command}
 
-    def results() -> Counter[str]:
-        return Counter(key.decode() for key, _, _ in pipeline.read("command-results", idle_s=2))
+    def results() -> dict[str, list[bytes]]:
+        by_command: dict[str, list[bytes]] = defaultdict(list)
+        for key, value, _ in pipeline.read("command-results", idle_s=2):
+            by_command[key.decode()].append(value)
+        return by_command
 
     seen: list[int] = [0]
 
-    def all_answered() -> Counter[str]:
-        counted = results()
-        seen[0] = len(set(counted) & every_command)
-        return counted if seen[0] == len(every_command) else Counter()
+    def all_answered() -> dict[str, list[bytes]]:
+        found = results()
+        seen[0] = sum(len(found[command]) >= n for command, n in times_sent.items())
+        return found if seen[0] == len(every_command) else {}
 
     try:
-        answered = wait_until(all_answered, timeout_s=180, what="a result for every command")
+        answered = wait_until(all_answered, timeout_s=180, what="a result for every send")
     except AssertionError as error:
         raise AssertionError(f"{error}: {seen[0]} of {len(every_command)} answered") from None
-    assert [command for command, n in answered.items() if n > 1] == [], "answered twice"
+    assert sum(stream.retries.values()) > 0, "the stream sent no retries"
+    over = {c: len(answered[c]) for c, n in times_sent.items() if len(answered[c]) != n}
+    assert over == {}, "answered more often than sent"
+    differing = [c for c in stream.retries if len(set(answered[c])) != 1]
+    assert differing == [], "a retry was not answered with the original result"
 
     serde = pipeline.serde()
     per_aggregate: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -111,7 +136,8 @@ def check_exactly_once(pipeline: Pipeline, stream: CommandStream) -> None:
         assert [sequence for sequence, _ in events] == list(range(1, len(events) + 1)), (
             f"{sku}: gaps, repeats or disorder in {events}"
         )
-        # One event per command, in the order the commands were sent: none lost, none twice.
+        # One event per command, in the order the commands were sent: none lost, none
+        # twice, none for a retry.
         assert [command for _, command in events] == commands, f"{sku}: events ≠ commands"
 
 

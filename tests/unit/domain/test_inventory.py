@@ -26,6 +26,7 @@ from aggregates.inventory import (
     decide,
     evolve,
 )
+from aggregates.limits import MAX_UNITS
 
 RESTOCK_10 = StockAdjusted(10, AdjustmentReason.RESTOCK)
 
@@ -66,6 +67,11 @@ def test_release_and_commit_settle_the_reservation() -> None:
         ((ItemRegistered("Mug"),), AdjustStock(0, AdjustmentReason.CORRECTION), "ZERO_ADJUSTMENT"),
         ((ItemRegistered("Mug"),), AdjustStock(-1, AdjustmentReason.RESTOCK), "NEGATIVE_RESTOCK"),
         (
+            (ItemRegistered("Mug"), RESTOCK_10),
+            AdjustStock(MAX_UNITS - 9, AdjustmentReason.RESTOCK),
+            "STOCK_LIMIT_EXCEEDED",
+        ),
+        (
             (ItemRegistered("Mug"), RESTOCK_10, StockReserved("o", 8)),
             AdjustStock(-3, AdjustmentReason.CORRECTION),
             "STOCK_BELOW_RESERVED",
@@ -91,7 +97,11 @@ def test_refusals(
 orders = st.sampled_from(["o-1", "o-2", "o-3"])
 commands = st.one_of(
     st.just(RegisterItem("Mug")),
-    st.builds(AdjustStock, st.integers(-8, 8), st.sampled_from(list(AdjustmentReason))),
+    st.builds(
+        AdjustStock,
+        st.one_of(st.integers(-8, 8), st.just(MAX_UNITS), st.integers(-MAX_UNITS - 1, MAX_UNITS)),
+        st.sampled_from(list(AdjustmentReason)),
+    ),
     st.builds(ReserveStock, orders, st.integers(-1, 6)),
     st.builds(ReleaseStock, orders),
     st.builds(CommitStock, orders),
@@ -106,10 +116,11 @@ def test_available_stock_never_goes_below_zero(sequence: list[InventoryCommand])
             events = decide(state, command)
         except DomainError:
             continue
+        assert decide(state, command) == events  # deciding is deterministic
         for event in events:
             state = evolve(state, event)
             history.append(event)
-            assert state.available >= 0
+            assert MAX_UNITS >= state.on_hand >= state.available >= 0
             assert state.reserved >= 0
             assert state.on_hand >= 0
             assert len({order for order, _ in state.reservations}) == len(state.reservations)

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregates.errors import DomainError
+from aggregates.limits import MAX_CENTS, MAX_UNITS
 from aggregates.order import (
     Address,
     CancelOrder,
@@ -52,6 +53,9 @@ def test_place_order_totals_the_lines() -> None:
         ((OrderLine("a", -1, 1),), "INVALID_QUANTITY"),
         ((OrderLine("a", 1, -1),), "NEGATIVE_PRICE"),
         ((OrderLine("a", 1, 1), OrderLine("a", 2, 1)), "DUPLICATE_SKU"),
+        # Each line fits the contracts, the whole order does not.
+        ((OrderLine("a", MAX_UNITS, 0), OrderLine("b", 1, 0)), "ORDER_TOO_LARGE"),
+        ((OrderLine("a", MAX_UNITS, MAX_CENTS // MAX_UNITS + 1),), "ORDER_TOO_LARGE"),
     ],
 )
 def test_invalid_orders_are_refused_with_a_stable_code(
@@ -102,7 +106,10 @@ def test_illegal_transitions_are_refused(
 
 lines = st.lists(
     st.builds(
-        OrderLine, st.sampled_from(["a", "b", "c", "d"]), st.integers(-2, 5), st.integers(-5, 500)
+        OrderLine,
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.one_of(st.integers(-2, 5), st.just(MAX_UNITS)),  # the contracts' bounds too
+        st.one_of(st.integers(-5, 500), st.integers(0, MAX_CENTS)),
     ),
     max_size=4,
 ).map(tuple)
@@ -131,6 +138,7 @@ def test_random_command_sequences_keep_every_invariant(sequence: list[OrderComma
             events = decide(state, command)
         except DomainError:
             continue
+        assert decide(state, command) == events  # deciding is deterministic
         for event in events:
             after = evolve(state, event)
             assert after.status in ALLOWED[state.status]
@@ -139,4 +147,6 @@ def test_random_command_sequences_keep_every_invariant(sequence: list[OrderComma
         if state.status is not None:
             assert state.lines, "a placed order has at least one line"
             assert all(line.quantity > 0 and line.unit_price_cents >= 0 for line in state.lines)
+            assert sum(line.quantity for line in state.lines) <= MAX_UNITS
+            assert state.total_cents <= MAX_CENTS
     assert given_events(*history) == state  # replaying the log is deterministic
