@@ -8,9 +8,17 @@ import sys
 import uuid
 import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.schema_registry import (
+    SchemaRegistryClient,
+    topic_record_subject_name_strategy,
+)
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 from cqrs.client import CommandClient
 from cqrs.settings import Settings
@@ -101,16 +109,35 @@ def test_expected_version_mismatch_is_a_rejection_with_the_current_version(
     )
 
 
-def test_domain_rule_violations_are_rejections_with_stable_codes(client: CommandClient) -> None:
-    order_id = f"o-{uuid.uuid4().hex[:6]}"
+def test_domain_rule_violations_are_rejections_with_stable_codes(
+    client: CommandClient, pipeline: Pipeline
+) -> None:
+    order_id, huge_id = f"o-{uuid.uuid4().hex[:6]}", f"o-{uuid.uuid4().hex[:6]}"
     empty = client.send_and_wait(
         "PlaceOrder", order_id, {"customer_id": "c", "shipping_address": ADDRESS, "lines": []}
     )
     unknown = client.send_and_wait("ShipOrder", order_id, {})
-    assert (empty.rejection_code, unknown.rejection_code) == (
+    # Every line fits its schema; the order's total (an Avro long) would not.
+    line = {"sku": "s", "quantity": 2**31 - 1, "unit_price_cents": 2**62}
+    huge = client.send_and_wait(
+        "PlaceOrder", huge_id, {"customer_id": "c", "shipping_address": ADDRESS, "lines": [line]}
+    )
+    after = client.send_and_wait("ShipOrder", huge_id, {})  # the partition goes on
+
+    assert (empty.rejection_code, unknown.rejection_code, huge.rejection_code) == (
         "ORDER_HAS_NO_LINES",
         "ORDER_NOT_FOUND",
+        "ORDER_TOO_LARGE",
     )
+    assert after.rejection_code == "ORDER_NOT_FOUND"
+    assert pipeline.events(order_id) == [] and pipeline.events(huge_id) == []
+    # Invalid commands are bad input and dead-lettered too; a business refusal is not.
+    dead = {
+        (key.decode(), dict(headers)["error.code"].decode())
+        for key, _, headers in pipeline.read("commands-dlq")
+        if key in (order_id.encode(), huge_id.encode())
+    }
+    assert dead == {(order_id, "ORDER_HAS_NO_LINES"), (huge_id, "ORDER_TOO_LARGE")}
 
 
 def test_bad_records_go_to_the_dead_letter_topic_without_blocking_the_partition(
@@ -144,8 +171,15 @@ def test_bad_records_go_to_the_dead_letter_topic_without_blocking_the_partition(
             "name": "x",
         },
     )
+    truncated = no_aggregate[:7]  # a registered command's schema id, then half a string
     producer = Producer({**settings.kafka.confluent_config(), "partitioner": "murmur2_random"})
-    for value in (b"not avro at all", b"\x00\x7f\xff\xff\xf0garbage", no_aggregate, an_event):
+    for value in (
+        b"not avro at all",
+        b"\x00\x7f\xff\xff\xf0garbage",
+        truncated,
+        no_aggregate,
+        an_event,
+    ):
         producer.produce(topic, key=key.encode(), value=value)
     producer.flush(10)
 
@@ -161,6 +195,7 @@ def test_bad_records_go_to_the_dead_letter_topic_without_blocking_the_partition(
     assert codes == [
         "NOT_CONFLUENT_FRAMED",
         "UNKNOWN_SCHEMA_ID",
+        "AVRO_DECODE_FAILED",
         "MISSING_AGGREGATE_ID",
         "UNKNOWN_COMMAND_TYPE",
     ]
@@ -236,3 +271,43 @@ def test_the_table_rebuilt_from_the_event_log_equals_the_live_one(
     assert "0 differ from live" in verify.stdout
     assert write_while_running.returncode != 0
     assert "stop them before --write" in write_while_running.stdout + write_while_running.stderr
+
+
+def test_a_command_from_confluents_avro_serializer_is_decided(pipeline: Pipeline) -> None:
+    """What an external producer does, as the README shows: nothing of this project's."""
+    settings = pipeline.settings
+    topic = settings.kafka.topic_prefix + "commands"
+    registry = SchemaRegistryClient({"url": settings.registry.url})
+    registered = registry.get_latest_version(f"{topic}-cqrs.commands.RegisterItem")
+    serialize = AvroSerializer(
+        registry,
+        registered.schema.schema_str,
+        conf={
+            "auto.register.schemas": False,
+            "subject.name.strategy": topic_record_subject_name_strategy,
+        },
+    )
+    sku, command_id = f"sku-{uuid.uuid4().hex[:6]}", str(uuid.uuid4())
+    command = {
+        "metadata": {"command_id": command_id, "aggregate_id": sku, "issued_at": datetime.now(UTC)},
+        "name": "Kettle",
+    }
+    producer = Producer({**settings.kafka.confluent_config(), "partitioner": "murmur2_random"})
+    producer.produce(
+        topic,
+        key=sku.encode(),
+        value=serialize(command, SerializationContext(topic, MessageField.VALUE)),
+    )
+    assert producer.flush(10) == 0
+
+    def answer() -> dict[str, Any] | None:
+        for key, value, _ in pipeline.read("command-results"):
+            if key == command_id.encode():
+                return dict(pipeline.serde().decode(value).value)
+        return None
+
+    result = wait_until(answer, timeout_s=30, what=f"the result of {command_id}")
+    assert result is not None
+    assert (result["status"], result["version"], result["aggregate_id"]) == ("ACCEPTED", 1, sku)
+    [registered_event] = pipeline.events(sku)
+    assert registered_event["name"] == "Kettle"

@@ -16,6 +16,7 @@ import pytest
 from processors.command_processing import (
     AggregateRecord,
     CommandProcessor,
+    InputRejectedError,
     Outcome,
     apply_writes,
 )
@@ -24,6 +25,7 @@ from processors.table_keys import aggregate_id, parse, record_key, result_key
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
+from tests.integration.event_log import ADDRESS
 
 WINDOW = 3
 
@@ -157,3 +159,34 @@ def test_the_table_rebuilt_from_events_and_results_is_the_live_table(
     assert {key: entry.value for key, entry in rebuilt.items()} == {
         key.decode(): value for key, value in processing.table.items()
     }
+
+
+def test_an_event_its_schema_cannot_carry_is_refused_as_bad_input(
+    processing: Processing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The domain's limits keep this from happening. Should they fall short, the command is
+    answered and dead-lettered: raised as bad input, nothing written, nothing emitted,
+    instead of crashing the worker on the same record after every restart."""
+    monkeypatch.setattr("aggregates.order.MAX_CENTS", 2**70)  # a limit that falls short
+    order_id = f"o-{uuid.uuid4().hex[:6]}"
+    line = {"sku": "s", "quantity": 2, "unit_price_cents": 2**62}  # total 2**63: no Avro long
+
+    with pytest.raises(InputRejectedError) as raised:
+        processing.send(
+            "c-1",
+            order_id,
+            "PlaceOrder",
+            {"customer_id": "c", "shipping_address": ADDRESS, "lines": [line]},
+        )
+
+    error = raised.value
+    assert (error.code, error.command_id, error.aggregate_id) == (
+        "EVENT_NOT_ENCODABLE",
+        "c-1",
+        order_id,
+    )
+    assert "cqrs.events.OrderPlaced" in error.reason
+    answer = processing.processor.rejection_for(error)
+    assert answer is not None and answer[0] == b"c-1"
+    assert processing.serde.decode(answer[1]).value["rejection"]["code"] == "EVENT_NOT_ENCODABLE"
+    assert processing.table == {}
