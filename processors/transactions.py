@@ -72,8 +72,8 @@ _source: ContextVar[TP | None] = ContextVar("cqrs_source_partition", default=Non
 # A transaction begun right after a commit meets CONCURRENT_TRANSACTIONS until the
 # coordinator has written the previous one's markers, usually within milliseconds.
 # aiokafka retries AddOffsetsToTxn, EndTxn and most AddPartitionsToTxn after its
-# default 100 ms backoff: at a 50 ms commit interval that stalled a worker's output
-# often enough to double the p99 latency. Kafka's own clients retry this after 20 ms.
+# default 100 ms backoff, which stalled a worker's output for that long each time.
+# Kafka's own clients retry this after 20 ms; this producer retries everything so.
 TRANSACTION_RETRY_BACKOFF_MS = 20
 
 
