@@ -83,6 +83,17 @@ class Pipeline:
     def process(self, *command: str, name: str, ready: str = FAUST_READY) -> WorkerProcess:
         return WorkerProcess(list(command), self.env, self.logs / f"{name}.log", ready)
 
+    def cli(self, *arguments: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+        """A one-shot ``cqrs`` command against this pipeline, run to its end."""
+        return subprocess.run(
+            [sys.executable, "-m", "cqrs", *arguments],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+
     def serde(self) -> AvroSerde:
         return AvroSerde(RegistryClient(self.settings.registry), SchemaCatalog())
 

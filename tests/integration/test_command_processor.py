@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -258,14 +255,8 @@ def test_the_table_rebuilt_from_the_event_log_equals_the_live_one(
     client.send_and_wait("AdjustStock", sku, {"delta": 2, "reason": "RESTOCK"})
     client.send_and_wait("ReserveStock", sku, {"order_id": order_id, "quantity": 5})  # refused
     client.send_and_wait("ShipOrder", order_id, {})  # rejected: a record with version 0
-    env = {**os.environ, **pipeline.env}
-
-    def replay(*options: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "cqrs", "replay", "state", *options]
-        return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-
-    verify = replay()
-    write_while_running = replay("--write")
+    verify = pipeline.cli("replay", "state")
+    write_while_running = pipeline.cli("replay", "state", "--write")
 
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "0 differ from live" in verify.stdout

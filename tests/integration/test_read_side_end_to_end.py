@@ -7,10 +7,7 @@ own writes with ``wait_for_projection`` and ``cqrs send --wait-projection``.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 
@@ -92,14 +89,7 @@ def test_clients_read_their_own_writes_from_the_read_models(
     ) == [("PLACED", 900, 2)]
 
     # The command line: the command's result is printed once the read model shows it.
-    sent = subprocess.run(
-        [sys.executable, "-m", "cqrs", "send", "ConfirmOrder", "-a", order_id, *WAIT],
-        env={**os.environ, **pipeline.env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    sent = pipeline.cli("send", "ConfirmOrder", "-a", order_id, *WAIT)
     assert sent.returncode == 0, sent.stderr[-2000:]
     assert '"version": 2' in sent.stdout
     assert query(

@@ -7,11 +7,7 @@ next worker decides on the repaired state.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Producer
@@ -33,22 +29,6 @@ def pipeline(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) ->
         tmp_path_factory.mktemp("logs"),
         tmp_path_factory.mktemp("state"),
         partitions=PARTITIONS,
-    )
-
-
-@pytest.fixture
-def client(pipeline: Pipeline) -> Iterator[CommandClient]:
-    with CommandClient(pipeline.settings) as client:
-        yield client
-
-
-def _replay(pipeline: Pipeline, *options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cqrs", "replay", "state", *options],
-        env={**os.environ, **pipeline.env},
-        capture_output=True,
-        text=True,
-        check=False,
     )
 
 
@@ -75,8 +55,8 @@ def test_write_replaces_a_damaged_table_with_the_one_the_event_log_explains(
         client.send_and_wait("AdjustStock", sku, {"delta": 4, "reason": "RESTOCK"})
     _damage(pipeline, sku, stray)
 
-    damaged = _replay(pipeline)
-    written = _replay(pipeline, "--write")
+    damaged = pipeline.cli("replay", "state")
+    written = pipeline.cli("replay", "state", "--write")
 
     assert damaged.returncode == 1, damaged.stdout + damaged.stderr
     assert "2 differ from live" in damaged.stdout
@@ -87,7 +67,7 @@ def test_write_replaces_a_damaged_table_with_the_one_the_event_log_explains(
             "AdjustStock", sku, {"delta": -4, "reason": "CORRECTION"}, expected_version=2
         )
         unknown = client.send_and_wait("AdjustStock", stray, {"delta": 1, "reason": "RESTOCK"})
-        verified = _replay(pipeline)
+        verified = pipeline.cli("replay", "state")
     assert (adjusted.status, adjusted.version) == ("ACCEPTED", 3)
     assert unknown.rejection_code == "ITEM_NOT_REGISTERED"
     assert "0 differ from live" in verified.stdout, verified.stdout + verified.stderr
