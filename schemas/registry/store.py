@@ -136,12 +136,29 @@ class KafkaSchemaLog:
                 )
                 return low, high
             except KafkaException as error:
-                if not error.args[0].retriable() or time.monotonic() > deadline:
+                if not broker_starting(error.args[0]) or time.monotonic() > deadline:
                     raise StackError(
                         f"could not read the schema topic {self._topic}: {error.args[0].str()}; "
                         "check that the Kafka broker is up and the topic has a leader"
                     ) from error
                 time.sleep(0.5)
+
+
+# librdkafka leaves these unmarked as retriable when a watermark request meets them,
+# yet a broker restarted on its old data answers so until its partitions have leaders.
+_STARTING_BROKER_ERRORS = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+    }
+)
+
+
+def broker_starting(error: KafkaError) -> bool:
+    """Whether ``error`` only says the broker is not ready yet: worth waiting out."""
+    return bool(error.retriable()) or error.code() in _STARTING_BROKER_ERRORS
 
 
 def _dump(document: dict[str, Any]) -> bytes:
