@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from confluent_kafka import Consumer, Producer
 
 from benchmarks.common import delete_topics, report
-from cqrs.children import FAUST_READY, cqrs_process
+from cqrs.children import WORKER_READY, cqrs_process
 from cqrs.settings import Settings, load_settings
 from processors.topic_admin import ensure_topics
 from schemas.catalog import SchemaCatalog
@@ -127,7 +127,7 @@ class Namespace:
 
 @contextmanager
 def worker(space: Namespace) -> Iterator[None]:
-    with cqrs_process(["worker"], space.state / "worker.log", [FAUST_READY], space.env):
+    with cqrs_process(["worker"], space.state / "worker.log", [WORKER_READY], space.env):
         yield
 
 

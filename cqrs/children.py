@@ -17,7 +17,9 @@ from pathlib import Path
 
 from cqrs.errors import PipelineError
 
-FAUST_READY = "Worker]: Ready"
+# What a worker (command processor or process manager) logs once its partitions are
+# assigned and their state restored.
+WORKER_READY = "Worker]: Ready"
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from cqrs.children import FAUST_READY, cqrs_process
+from cqrs.children import WORKER_READY, cqrs_process
 from cqrs.client import CommandClient, CommandResult
 from cqrs.errors import PipelineError
 from cqrs.settings import Settings
@@ -73,8 +73,8 @@ def run(settings: Settings, say: Say) -> None:
     with ExitStack() as running:
         for log in logs.glob("*.log"):  # readiness is read from this run's lines only
             log.unlink()
-        running.enter_context(process(["worker"], logs / "worker.log", [FAUST_READY], say))
-        running.enter_context(process(["saga"], logs / "saga.log", [FAUST_READY], say))
+        running.enter_context(process(["worker"], logs / "worker.log", [WORKER_READY], say))
+        running.enter_context(process(["saga"], logs / "saga.log", [WORKER_READY], say))
         sinks_ready = [f"sink {name} assigned" for name in SINKS]
         running.enter_context(
             process(["sink", "run", "--all"], logs / "sinks.log", sinks_ready, say)

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer
 
-from cqrs.children import FAUST_READY
+from cqrs.children import WORKER_READY
 from cqrs.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
@@ -80,7 +80,7 @@ class Pipeline:
             for worker in reversed(workers):
                 worker.stop()
 
-    def process(self, *command: str, name: str, ready: str = FAUST_READY) -> WorkerProcess:
+    def process(self, *command: str, name: str, ready: str = WORKER_READY) -> WorkerProcess:
         return WorkerProcess(list(command), self.env, self.logs / f"{name}.log", ready)
 
     def cli(self, *arguments: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
