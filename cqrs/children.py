@@ -16,10 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cqrs.errors import PipelineError
+from cqrs.observability import WORKER_READY
 
-# What a worker (command processor or process manager) logs once its partitions are
-# assigned and their state restored.
-WORKER_READY = "Worker]: Ready"
+__all__ = ["WORKER_READY", "cqrs_process"]
 
 
 @contextmanager

@@ -140,34 +140,31 @@ def schemas_check() -> None:
 
 @app.command("worker")
 def worker() -> None:
-    """Run the command processor (Faust, exactly-once) until stopped."""
-    import logging
+    """Run the command processor (exactly-once, librdkafka transactions) until stopped."""
+    from processors.worker import command_task, run
 
-    from processors.health import observe_worker
-    from processors.worker import build_command_worker, run
-
-    settings = _settings()
-    logging.basicConfig(level=settings.log_level)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call is noise
-    worker_app = build_command_worker(settings)
-    observe_worker(worker_app, settings)
-    run(worker_app, settings.log_level)
+    settings = _worker_settings()
+    run(command_task(settings), settings, settings.processor.app_id)
 
 
 @app.command("saga")
 def saga() -> None:
-    """Run the order fulfilment process manager (Faust, exactly-once) until stopped."""
+    """Run the order fulfilment process manager (exactly-once) until stopped."""
+    from processors.worker import fulfilment_task, run
+
+    settings = _worker_settings()
+    run(fulfilment_task(settings), settings, settings.processor.saga_app_id)
+
+
+def _worker_settings() -> Settings:
     import logging
 
-    from processors.health import observe_worker
-    from processors.worker import build_fulfilment_worker, run
-
     settings = _settings()
-    logging.basicConfig(level=settings.log_level)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    saga_app = build_fulfilment_worker(settings)
-    observe_worker(saga_app, settings)
-    run(saga_app, settings.log_level)
+    logging.basicConfig(
+        level=settings.log_level, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call is noise
+    return settings
 
 
 @replay_app.command("state")

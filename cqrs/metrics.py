@@ -94,7 +94,14 @@ SinkErrorKind = Literal["retryable", "fatal"]
 
 
 def count_command(outcome: CommandOutcome) -> None:
-    COMMANDS.labels(outcome=outcome).inc()
+    # Called for every command: the labelled child is looked up once per outcome.
+    counter = _COMMAND_COUNTERS.get(outcome)
+    if counter is None:
+        counter = _COMMAND_COUNTERS[outcome] = COMMANDS.labels(outcome=outcome)
+    counter.inc()
+
+
+_COMMAND_COUNTERS: dict[str, Counter] = {}
 
 
 def count_dead_letter(component: str) -> None:

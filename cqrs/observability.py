@@ -39,6 +39,9 @@ from cqrs.settings import Settings
 log = logging.getLogger("cqrs.observability")
 
 STARTING = "starting"
+# What a worker (command processor or process manager) logs once its partitions are
+# assigned and their state restored; launchers wait for it.
+WORKER_READY = "worker ready"
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from confluent_kafka.admin import AdminClient
 
 from cqrs.errors import PipelineError
 from cqrs.settings import Settings
-from processors.command_agent import TABLE_NAME
 from processors.command_processing import AggregateRecord, apply_writes, window_writes
+from processors.command_task import changelog_topic as _changelog_of
 from processors.messages import COMMAND_TYPES, EVENT_TYPES
 from processors.partitioning import partition_for
 from processors.structs import build
@@ -61,8 +61,8 @@ RebuiltTable = dict[str, TableEntry]
 
 
 def changelog_topic(settings: Settings) -> str:
-    """Faust names a table's changelog ``<app id>-<table>-changelog``."""
-    return f"{settings.processor.app_id}-{TABLE_NAME}-changelog"
+    """The command processor's table changelog."""
+    return _changelog_of(settings.processor.app_id)
 
 
 def rebuild(

@@ -108,3 +108,43 @@ def partition_count(settings: Settings, logical_name: str) -> int:
     if topic is None or topic.error is not None or not topic.partitions:
         raise KafkaException(f"topic {name} is missing; start a worker to create it")
     return len(topic.partitions)
+
+
+CHANGELOG_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+
+
+def ensure_changelog(settings: Settings, name: str, source_logical_name: str) -> None:
+    """Create a task's compacted changelog with one partition per source partition.
+
+    ``source_logical_name`` is the full name of the input topic whose partitions
+    own the state. In ``verify`` mode the changelog must exist already.
+    """
+    admin = AdminClient(settings.kafka.confluent_config())
+    topics = admin.list_topics(timeout=15).topics
+    source = topics.get(source_logical_name)
+    if source is None or not source.partitions:
+        raise KafkaException(f"topic {source_logical_name} is missing")
+    partitions = len(source.partitions)
+    existing = topics.get(name)
+    if existing is not None and existing.error is None:
+        if len(existing.partitions) != partitions:
+            raise ConfigurationError(
+                f"changelog {name} has {len(existing.partitions)} partitions but "
+                f"{source_logical_name} has {partitions}; they must match (delete the "
+                "changelog and rebuild it with `cqrs replay state --write`)"
+            )
+        return
+    if settings.kafka.topic_creation == "verify":
+        raise ConfigurationError(
+            f"kafka.topic_creation is 'verify' but the changelog {name} is missing; create it "
+            f"compacted with {partitions} partitions or set CQRS_KAFKA__TOPIC_CREATION=create."
+        )
+    topic = NewTopic(
+        name, partitions, settings.processor.replication_factor, config=CHANGELOG_CONFIG
+    )
+    try:
+        admin.create_topics([topic])[name].result(timeout=30)
+    except KafkaException as error:
+        if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+    _await_visible(admin, [name])

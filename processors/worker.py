@@ -1,22 +1,28 @@
-"""Build and run a worker process: topics, registry schemas, the Faust app and its agents."""
+"""Build and run a worker process: topics, registry schemas, the task and its loop."""
 
 from __future__ import annotations
 
-import faust
+import logging
+import signal
+from pathlib import Path
 
+from cqrs.errors import ConfigurationError
+from cqrs.observability import Health, start_observability_server
 from cqrs.settings import Settings
-from processors.app import create_app
-from processors.command_agent import register_command_agent
 from processors.command_processing import CommandProcessor
-from processors.fulfilment_agent import register_fulfilment_agents
+from processors.command_task import CommandTask
 from processors.fulfilment_processing import FulfilmentProcessor
-from processors.local_state import discard_unless_cleanly_stopped, mark_cleanly_stopped
-from processors.topic_admin import ensure_topics, partition_count, topic_names
-from processors.transactions import stopped_cleanly
+from processors.fulfilment_task import FulfilmentTask
+from processors.instance import claim_transactional_id
+from processors.task import Task
+from processors.topic_admin import ensure_changelog, ensure_topics, partition_count, topic_names
+from processors.transactional_loop import LoopSettings, TransactionalLoop
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
 from schemas.tooling import register_all
+
+log = logging.getLogger("cqrs.worker")
 
 
 def _prepared_serde(settings: Settings) -> AvroSerde:
@@ -27,35 +33,69 @@ def _prepared_serde(settings: Settings) -> AvroSerde:
     return AvroSerde(RegistryClient(settings.registry), catalog, auto_register=False)
 
 
-def build_command_worker(settings: Settings) -> faust.App:
-    """The command processor app: one writer per aggregate, exactly-once."""
+def command_task(settings: Settings) -> CommandTask:
+    """The command processor: one writer per aggregate, exactly-once."""
     serde = _prepared_serde(settings)
+    commands = partition_count(settings, "commands")
     processor = CommandProcessor(
         serde,
         topic_names(settings),
         dedup_window=settings.processor.dedup_window,
-        command_partitions=partition_count(settings, "commands"),
+        command_partitions=commands,
     )
-    app = create_app(settings)
-    register_command_agent(app, processor, topic_names(settings))
-    return app
+    return CommandTask(processor, topic_names(settings), settings.processor.app_id)
 
 
-def build_fulfilment_worker(settings: Settings) -> faust.App:
+def fulfilment_task(settings: Settings) -> FulfilmentTask:
     """The order fulfilment process manager: events in, commands out, exactly-once."""
     serde = _prepared_serde(settings)
     topics = topic_names(settings)
     processor = FulfilmentProcessor(serde, topics["commands"])
-    app = create_app(settings, settings.processor.saga_app_id)
-    register_fulfilment_agents(app, processor, topics)
-    return app
+    return FulfilmentTask(processor, topics, settings.processor.saga_app_id)
 
 
-def run(app: faust.App, log_level: str) -> None:
-    discard_unless_cleanly_stopped(app)
-    try:
-        faust.Worker(app, loglevel=log_level.lower()).execute_from_commandline()
-    except SystemExit as exit_:
-        if exit_.code in {None, 0} and stopped_cleanly(app):
-            mark_cleanly_stopped(app)
-        raise
+def run(task: Task, settings: Settings, group_id: str) -> None:
+    """Run ``task`` in this process until SIGTERM or SIGINT, serving /metrics and health."""
+    processor = settings.processor
+    if processor.store != "memory://":
+        raise ConfigurationError(
+            f"CQRS_PROCESSOR__STORE={processor.store!r} is not a store this worker has; "
+            "use memory:// (state restored from its changelog when partitions are assigned)"
+        )
+    if processor.standby_replicas:
+        raise ConfigurationError(
+            f"CQRS_PROCESSOR__STANDBY_REPLICAS={processor.standby_replicas}: standby copies of "
+            "state are not offered by this worker; set 0"
+        )
+    if task.state is not None:
+        ensure_changelog(settings, task.state.changelog, task.state.source_topic)
+    datadir = Path(processor.datadir) / group_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    claim = claim_transactional_id(group_id, datadir)
+    health = Health.for_settings(settings)
+    loop = TransactionalLoop(
+        task,
+        LoopSettings(
+            kafka=settings.kafka.confluent_config(),
+            group_id=group_id,
+            transactional_id=claim.transactional_id,
+            exactly_once=processor.processing_guarantee == "exactly_once",
+            commit_interval_s=processor.commit_interval_s,
+            transaction_timeout_s=processor.transaction_timeout_s,
+            session_timeout_s=processor.session_timeout_s,
+        ),
+        health,
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: loop.stop())
+    with start_observability_server(settings, health):
+        log.info(
+            "%s: group %s, transactional id %s",
+            task.name,
+            group_id,
+            claim.transactional_id,
+        )
+        try:
+            loop.run()
+        finally:
+            claim.release()

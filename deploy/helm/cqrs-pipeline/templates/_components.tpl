@@ -2,7 +2,7 @@
 Every long-running process of the release, as data: the workload templates, the
 Services, PodDisruptionBudgets, NetworkPolicies and ScaledObjects all range over
 this one list, so a component cannot have a Deployment but lack its policy.
-  kind       StatefulSet (Faust workers: table state on a volume) or Deployment
+  kind       StatefulSet (workers: a stable transactional id and data volume per pod) or Deployment
   args       arguments of the image's `cqrs` entrypoint
   needs      what it talks to besides Kafka: registry, postgres, search
   group/topic  the consumer group and topic KEDA watches (empty: not scaled)

@@ -1,0 +1,206 @@
+"""Restoring a task's state partitions from their changelog, without stopping the others.
+
+A partition that arrives with a rebalance is paused on the input side while its
+changelog partition is read here, in steps driven by the worker's loop between
+batches, so the partitions it already owned keep going.
+
+Where a restore ends is decided from the log, never from a timeout: the high
+watermark (uncommitted) of the changelog partition is read when the restore
+starts, and the partition is restored once a ``read_committed`` read has
+passed it. A transaction still open on the changelog then (a crashed owner's,
+or one whose commit markers are still being written) holds the read back until
+it ends, so a committed transaction is never half-restored and an aborted one
+is never applied. A partition whose last offset is a commit marker ends too:
+the consumer's position moves past control records at the end of a fetch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec
+
+from cqrs.settings import KafkaConfig
+from processors.state import PartitionedState
+
+log = logging.getLogger("cqrs.changelog")
+RESTORE_BATCH = 20_000
+PROGRESS_EVERY_S = 2.0
+
+
+@dataclass
+class _Progress:
+    target: int  # the high watermark when the restore started
+    started: float
+    records: int = 0
+    eof: bool = False
+
+
+@dataclass
+class ChangelogRestore:
+    """Restores changelog partitions into a ``PartitionedState``, a step at a time."""
+
+    topic: str
+    kafka: KafkaConfig
+    state: PartitionedState
+    _pending: dict[int, _Progress] = field(default_factory=dict)
+    _consumer: Consumer | None = None
+    _admin: AdminClient | None = None
+    _last_notice: float = 0.0
+
+    @property
+    def restoring(self) -> set[int]:
+        return set(self._pending)
+
+    def remaining(self) -> int:
+        """Records still to read, about (compacted and control offsets count too)."""
+        return sum(max(0, p.target - p.records) for p in self._pending.values())
+
+    def start(self, partitions: list[int]) -> list[int]:
+        """Begin restoring these partitions (their state starts empty); returns those
+        already restored, their changelog being empty."""
+        if not partitions:
+            return []
+        targets = self._watermarks(partitions, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+        firsts = self._watermarks(partitions, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+        now = time.monotonic()
+        for partition in partitions:
+            self.state.drop(partition)
+            self.state.add(partition)
+            if targets[partition] > firsts[partition]:  # an empty changelog is restored as is
+                self._pending[partition] = _Progress(targets[partition], now)
+        reading = [p for p in partitions if p in self._pending]
+        if reading:
+            self._restore_consumer().incremental_assign(
+                [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in reading]
+            )
+            log.info(
+                "restoring %s partitions %s from the changelog (%d offsets)",
+                self.topic,
+                reading,
+                sum(targets[p] - firsts[p] for p in reading),
+            )
+        return [p for p in partitions if p not in self._pending]
+
+    def cancel(self, partitions: list[int]) -> None:
+        """Stop restoring partitions that moved away again before they were restored."""
+        cancelled = [p for p in partitions if p in self._pending]
+        for partition in cancelled:
+            del self._pending[partition]
+            self.state.drop(partition)
+        if cancelled and self._consumer is not None:
+            self._consumer.incremental_unassign([TopicPartition(self.topic, p) for p in cancelled])
+
+    def step(self, timeout_s: float) -> list[int]:
+        """Read what is there (up to ``timeout_s``); the partitions restored by this step."""
+        if not self._pending:
+            return []
+        consumer = self._restore_consumer()
+        entries: dict[int, list[tuple[bytes, bytes | None]]] = defaultdict(list)
+        for message in consumer.consume(RESTORE_BATCH, timeout_s):
+            error = message.error()
+            partition = message.partition()
+            progress = self._pending.get(partition) if partition is not None else None
+            if progress is None or partition is None:
+                continue
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    raise KafkaException(error)
+                progress.eof = True
+                continue
+            key = message.key()
+            if key is not None:
+                entries[partition].append((key, message.value()))
+            progress.records += 1
+            progress.eof = False
+        for partition, batch in entries.items():
+            self.state.add(partition, batch)
+        done = self._finished(consumer)
+        self._notice()
+        return done
+
+    def _finished(self, consumer: Consumer) -> list[int]:
+        candidates = [p for p, progress in self._pending.items() if progress.eof]
+        if not candidates:
+            return []
+        positions = consumer.position([TopicPartition(self.topic, p) for p in candidates])
+        done = [
+            tp.partition
+            for tp in positions
+            if tp.offset >= self._pending[tp.partition].target
+            or self._pending[tp.partition].target == 0
+        ]
+        for partition in done:
+            progress = self._pending.pop(partition)
+            log.info(
+                "restored %s[%d]: %d records, %d keys in %.2fs",
+                self.topic,
+                partition,
+                progress.records,
+                self.state.size(partition),
+                time.monotonic() - progress.started,
+            )
+        if done:
+            consumer.incremental_unassign([TopicPartition(self.topic, p) for p in done])
+        return done
+
+    def _notice(self) -> None:
+        now = time.monotonic()
+        if not self._pending or now - self._last_notice < PROGRESS_EVERY_S:
+            return
+        self._last_notice = now
+        read = sum(p.records for p in self._pending.values())
+        elapsed = max(1e-3, now - min(p.started for p in self._pending.values()))
+        rate = read / elapsed
+        left = self.remaining()
+        eta = f"{left / rate:.0f}s" if rate > 0 else "unknown"
+        log.info(
+            "restoring %s: %d records read, about %d left (%.0f records/s, ETA %s)",
+            self.topic,
+            read,
+            left,
+            rate,
+            eta,
+        )
+
+    def _watermarks(self, partitions: list[int], spec: OffsetSpec) -> dict[int, int]:
+        """Uncommitted offsets (earliest or latest) of changelog partitions."""
+        if self._admin is None:
+            self._admin = AdminClient(self.kafka)
+        requests = {TopicPartition(self.topic, p): spec for p in partitions}
+        futures = self._admin.list_offsets(
+            requests, isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=30
+        )
+        return {tp.partition: future.result().offset for tp, future in futures.items()}
+
+    def _restore_consumer(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = Consumer(
+                {
+                    **self.kafka,
+                    "group.id": f"{self.topic}-restore",  # never joined, never committed
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": True,
+                    "isolation.level": "read_committed",
+                    "fetch.max.bytes": 64 * 1024 * 1024,
+                    "max.partition.fetch.bytes": 16 * 1024 * 1024,
+                }
+            )
+        return self._consumer
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None

@@ -1,0 +1,424 @@
+"""The worker's loop: consume a batch, process it, and commit it exactly once.
+
+This module is the exactly-once core. It runs on librdkafka's own
+transactions (confluent-kafka) with KIP-447 fencing, the model of Kafka
+Streams' ``exactly_once_v2``: one consumer in the task's consumer group, one
+transactional producer for every partition the worker owns, and offsets sent
+to the transaction with the consumer's group metadata, so the group
+coordinator refuses them from a worker whose partitions have moved.
+
+The checkpoint, in this order (``_checkpoint``):
+
+1. the outputs and the changelog records of every processed record were
+   produced inside the open transaction (as each record was processed);
+2. the consumed offsets are sent to the transaction, under the group's
+   current generation (``send_offsets_to_transaction``);
+3. the transaction commits (``commit_transaction``), and only then
+4. the staged state writes are applied to the local tables.
+
+A failure anywhere in between is survived in-process (``_recover``): an
+abortable error aborts the transaction and rewinds the consumer to the last
+committed offsets, so the same records are processed again in a new
+transaction; a fatal error (the producer fenced, its epoch refused after a
+broker restart or a transaction timeout) replaces the producer with a new one
+under the same transactional id, whose ``init_transactions`` bumps the epoch
+and fences anything the old one left open, then rewinds likewise; a retriable
+error (a coordinator moving, a broker briefly away) retries the same call.
+Local state never holds a write of a transaction that did not commit
+(``processors.state``), so nothing needs to be undone there.
+
+Rebalances are cooperative (incremental): a worker keeps processing the
+partitions that do not move. Before partitions are revoked, the open
+transaction is committed; partitions lost without a revoke (the session
+expired) are given up with the transaction aborted. New partitions are paused
+until their state is restored from the changelog (``processors.changelog``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from cqrs.metrics import TRANSACTION_COMMIT_SECONDS
+from cqrs.observability import WORKER_READY, Health
+from cqrs.settings import KafkaConfig
+from processors.changelog import ChangelogRestore
+from processors.state import PartitionedState
+from processors.task import Headers, Step, Task
+
+log = logging.getLogger("cqrs.loop")
+BATCH_MAX = 2000
+RETRY_PAUSE_S = 0.2
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    kafka: KafkaConfig  # connection and security only
+    group_id: str
+    transactional_id: str
+    exactly_once: bool = True
+    commit_interval_s: float = 0.05
+    transaction_timeout_s: float = 10.0
+    session_timeout_s: float = 10.0
+    operation_timeout_s: float = 30.0
+
+
+class TransactionalLoop:
+    def __init__(self, task: Task, settings: LoopSettings, health: Health | None = None) -> None:
+        self._task, self._settings, self._health = task, settings, health or Health()
+        self._state = PartitionedState()
+        self._restore = (
+            ChangelogRestore(task.state.changelog, settings.kafka, self._state)
+            if task.state
+            else None
+        )
+        self._consumer = Consumer(self._consumer_config())
+        self._producer = self._new_producer()
+        self._owned: set[tuple[str, int]] = set()  # assigned and restored: processed
+        self._resume: dict[tuple[str, int], int] = {}  # where a rewind seeks to
+        self._pending: dict[tuple[str, int], int] = {}  # next offset, processed uncommitted
+        self._in_transaction = False
+        self._opened_at = 0.0
+        self._stopping = False
+        self._announced = False
+        self._assigned_once = False
+
+    # -- configuration ----------------------------------------------------------------
+
+    def _consumer_config(self) -> KafkaConfig:
+        s = self._settings
+        return {
+            **s.kafka,
+            "group.id": s.group_id,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "isolation.level": "read_committed" if s.exactly_once else "read_uncommitted",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": int(s.session_timeout_s * 1000),
+            "heartbeat.interval.ms": int(min(3.0, s.session_timeout_s / 4) * 1000),
+            "fetch.wait.max.ms": 100,
+        }
+
+    def _new_producer(self) -> Producer:
+        s = self._settings
+        config: KafkaConfig = {
+            **s.kafka,
+            "partitioner": "murmur2_random",  # Kafka's own partitioner: keys land as Java's do
+            "linger.ms": 2,
+            "enable.idempotence": True,
+            # A transaction begun right after a commit can meet CONCURRENT_TRANSACTIONS
+            # while the coordinator writes the previous markers; retry it soon.
+            "retry.backoff.ms": 20,
+        }
+        if s.exactly_once:
+            config["transactional.id"] = s.transactional_id
+            config["transaction.timeout.ms"] = int(s.transaction_timeout_s * 1000)
+        while True:
+            producer = Producer(config)
+            if not s.exactly_once:
+                return producer
+            try:
+                self._retrying("init_transactions", partial(producer.init_transactions, 5))
+                return producer
+            except KafkaException as exception:
+                if self._stopping:
+                    raise
+                log.warning("init_transactions failed (%s); again with a new producer", exception)
+                time.sleep(1.0)
+
+    # -- running ------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish its transaction and leave the group (signal-safe)."""
+        self._stopping = True
+
+    def run(self) -> None:
+        self._consumer.subscribe(
+            self._task.topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        try:
+            while not self._stopping:
+                self._health.beat()
+                self._advance_restores()
+                self._process(self._consumer.consume(BATCH_MAX, self._poll_timeout()))
+                if self._due():
+                    self._checkpoint()
+            if self._in_transaction:
+                self._checkpoint()
+        finally:
+            self._consumer.close()  # leaves the group: revokes (nothing left to commit)
+            if self._restore is not None:
+                self._restore.close()
+            self._producer.flush(10)
+        log.info("%s stopped cleanly", self._task.name)
+
+    def _poll_timeout(self) -> float:
+        if self._restore is not None and self._restore.restoring:
+            return 0.0
+        if not self._in_transaction:
+            return 0.1
+        left = self._opened_at + self._settings.commit_interval_s - time.monotonic()
+        return max(0.0, min(0.1, left))
+
+    def _due(self) -> bool:
+        return self._in_transaction and (
+            time.monotonic() - self._opened_at >= self._settings.commit_interval_s
+        )
+
+    def _process(self, messages: list[Message]) -> None:
+        task, state, owned = self._task, self._state, self._owned
+        source = task.state.source_topic if task.state else None
+        for index, message in enumerate(messages):
+            error = message.error()
+            if error is not None:
+                self._consumer_error(error)
+                continue
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            assert topic is not None and partition is not None and offset is not None
+            place = (topic, partition)
+            if place not in owned:
+                continue  # revoked, lost or still restoring: fetched again when owned
+            if place not in self._resume:
+                self._resume[place] = offset
+            reader = state.reader(partition) if topic == source else None
+            step = task.process(message, reader)
+            try:
+                self._send(step, partition if topic == source else None)
+            except KafkaException as exception:
+                # Everything from this record on is unprocessed: read again after the rewind.
+                self._recover(exception, "producing", messages[index:])
+                return
+            self._pending[place] = offset + 1
+
+    def _send(self, step: Step, state_partition: int | None) -> None:
+        """Produce a step's outputs and changelog records in the open transaction."""
+        if not self._in_transaction:
+            self._begin()
+        produce = self._produce
+        for output in step.outputs:
+            produce(output.topic, output.key, output.value, output.headers, output.partition)
+        if step.writes and state_partition is not None and self._task.state:
+            changelog = self._task.state.changelog
+            for key, value in step.writes:
+                produce(changelog, key, value, None, state_partition)
+            self._state.stage(state_partition, step.writes)
+
+    def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        partition: int | None,
+    ) -> None:
+        while True:
+            try:
+                if partition is None:
+                    self._producer.produce(topic, value, key, headers=headers)
+                else:
+                    self._producer.produce(topic, value, key, partition, headers=headers)
+                return
+            except BufferError:  # the local queue is full: let it drain
+                self._producer.poll(0.05)
+
+    def _begin(self) -> None:
+        if self._settings.exactly_once:
+            self._producer.begin_transaction()
+        self._in_transaction = True
+        self._opened_at = time.monotonic()
+
+    # -- the checkpoint -------------------------------------------------------------
+
+    def _checkpoint(self) -> bool:
+        """Commit everything processed since the last checkpoint; False if it was aborted."""
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._pending.items()]
+        started = time.perf_counter()
+        try:
+            if self._settings.exactly_once:
+                self._commit_transaction(offsets)
+            else:
+                self._commit_at_least_once(offsets)
+        except KafkaException as error:
+            self._recover(error, "committing")
+            return False
+        TRANSACTION_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        self._state.commit()
+        for (topic, partition), offset in self._pending.items():
+            self._resume[(topic, partition)] = offset
+        self._pending.clear()
+        self._in_transaction = False
+        return True
+
+    def _commit_transaction(self, offsets: list[TopicPartition]) -> None:
+        producer, timeout = self._producer, self._settings.operation_timeout_s
+        if offsets:
+            metadata = self._consumer.consumer_group_metadata()
+            self._retrying(
+                "send_offsets_to_transaction",
+                lambda: producer.send_offsets_to_transaction(offsets, metadata, timeout),
+            )
+        self._retrying("commit_transaction", lambda: producer.commit_transaction(timeout))
+
+    def _commit_at_least_once(self, offsets: list[TopicPartition]) -> None:
+        undelivered = self._producer.flush(self._settings.operation_timeout_s)
+        if undelivered:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{undelivered} undelivered"))
+        if offsets:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+
+    def _retrying(self, what: str, call: Callable[[], object]) -> None:
+        """``call`` again while it fails with a retriable error (librdkafka allows this for
+        every transactional call); any other error is raised."""
+        while True:
+            try:
+                call()
+                return
+            except KafkaException as exception:
+                error = exception.args[0]
+                if not error.retriable() or self._stopping:
+                    raise
+                log.warning("%s failed (%s); retrying", what, error)
+                self._health.beat()
+                time.sleep(RETRY_PAUSE_S)
+
+    # -- recovery -------------------------------------------------------------------
+
+    def _recover(
+        self, exception: KafkaException, during: str, unprocessed: Sequence[Message] = ()
+    ) -> None:
+        """Abort (or replace the producer), forget the staged writes, rewind the consumer."""
+        error: KafkaError = exception.args[0]
+        log.warning("transaction failed while %s: %s; recovering", during, error)
+        if self._settings.exactly_once:
+            if error.fatal():
+                self._replace_producer()
+            else:
+                self._abort()
+        self._state.abort()
+        self._in_transaction = False
+        self._rewind(unprocessed)
+
+    def _abort(self) -> None:
+        producer, timeout = self._producer, self._settings.operation_timeout_s
+        try:
+            self._retrying("abort_transaction", lambda: producer.abort_transaction(timeout))
+        except KafkaException as exception:
+            log.warning("abort failed (%s); starting a new producer", exception.args[0])
+            self._replace_producer()
+
+    def _replace_producer(self) -> None:
+        log.warning(
+            "replacing the transactional producer %s (a new epoch fences the old one)",
+            self._settings.transactional_id,
+        )
+        self._producer.purge()
+        self._producer = self._new_producer()
+
+    def _rewind(self, unprocessed: Sequence[Message]) -> None:
+        """Seek back every partition with uncommitted progress, and every partition with
+        fetched records left unprocessed, to the first record not committed."""
+        targets = {place: self._resume[place] for place in self._pending if place in self._resume}
+        for message in unprocessed:
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            if topic is None or partition is None or offset is None or message.error():
+                continue
+            targets.setdefault((topic, partition), self._resume.get((topic, partition), offset))
+        for place, offset in targets.items():
+            if place in self._owned:
+                self._seek(place, offset)
+        self._pending.clear()
+
+    def _seek(self, place: tuple[str, int], offset: int) -> None:
+        try:
+            self._consumer.seek(TopicPartition(place[0], place[1], offset))
+        except KafkaException as error:
+            # A partition not yet fetching cannot be sought; it starts at its committed
+            # offset anyway. Anything else is surfaced.
+            if error.args[0].code() != KafkaError._STATE:
+                raise
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("consumer: %s", error)
+
+    # -- rebalances -----------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        consumer.incremental_assign(partitions)
+        source = self._task.state.source_topic if self._task.state else None
+        stateful = [tp for tp in partitions if tp.topic == source]
+        if stateful and self._restore is not None:
+            consumer.pause(stateful)
+            self._restored(self._restore.start([tp.partition for tp in stateful]))
+        self._owned.update((tp.topic, tp.partition) for tp in partitions if tp.topic != source)
+        self._assigned_once = True
+        log.info(
+            "assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "none"
+        )
+        self._announce_if_ready()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._in_transaction:
+            self._checkpoint()
+        self._give_up(partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._in_transaction:
+            log.warning("partitions lost (session expired): aborting the open transaction")
+            self._recover(KafkaException(KafkaError(KafkaError._ASSIGNMENT_LOST)), "losing")
+        self._give_up(partitions)
+
+    def _give_up(self, partitions: list[TopicPartition]) -> None:
+        source = self._task.state.source_topic if self._task.state else None
+        for tp in partitions:
+            place = (tp.topic, tp.partition)
+            self._owned.discard(place)
+            self._resume.pop(place, None)
+            self._pending.pop(place, None)
+            if tp.topic == source:
+                self._state.drop(tp.partition)
+        if self._restore is not None:
+            self._restore.cancel([tp.partition for tp in partitions if tp.topic == source])
+        log.info("revoked %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions))
+        self._announce_if_ready()
+
+    def _advance_restores(self) -> None:
+        if self._restore is None or not self._restore.restoring:
+            return
+        self._restored(self._restore.step(0.05))
+        self._announce_if_ready()
+
+    def _restored(self, partitions: list[int]) -> None:
+        """State partitions whose restore ended: processed from now on."""
+        if partitions and self._task.state is not None:
+            source = self._task.state.source_topic
+            self._owned.update((source, p) for p in partitions)
+            self._consumer.resume([TopicPartition(source, p) for p in partitions])
+
+    def _announce_if_ready(self) -> None:
+        restoring = self._restore.restoring if self._restore is not None else set()
+        if restoring:
+            left = self._restore.remaining() if self._restore is not None else 0
+            self._health.set_ready(
+                False, f"restoring {len(restoring)} state partitions: about {left} records left"
+            )
+            return
+        if not self._assigned_once:
+            self._health.set_ready(
+                False, f"waiting for partitions of group {self._settings.group_id}"
+            )
+            return
+        self._health.set_ready(True)
+        if not self._announced:
+            self._announced = True
+            log.info("%s: %s", WORKER_READY, self._task.name)
