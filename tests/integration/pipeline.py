@@ -41,10 +41,23 @@ class Pipeline:
     logs: Path
 
     @classmethod
-    def create(cls, stack: Settings, logs: Path, datadir: Path, partitions: int = 3) -> Pipeline:
+    def create(
+        cls,
+        stack: Settings,
+        logs: Path,
+        datadir: Path,
+        partitions: int = 3,
+        bootstrap: str | None = None,
+        replication_factor: int = 1,
+    ) -> Pipeline:
+        """``bootstrap`` points the pipeline at another Kafka cluster than the stack's (the
+        stack's registry still serves the schemas)."""
         run = uuid.uuid4().hex[:8]
         prefix = f"p{run}-"
+        servers = bootstrap or stack.kafka.bootstrap_servers
         env = {
+            "CQRS_KAFKA__BOOTSTRAP_SERVERS": servers,
+            "CQRS_PROCESSOR__REPLICATION_FACTOR": str(replication_factor),
             "CQRS_KAFKA__TOPIC_PREFIX": prefix,
             "CQRS_PROCESSOR__APP_ID": f"p{run}-commands",
             "CQRS_PROCESSOR__SAGA_APP_ID": f"p{run}-fulfilment",
@@ -55,9 +68,12 @@ class Pipeline:
         }
         settings = stack.model_copy(
             update={
-                "kafka": stack.kafka.model_copy(update={"topic_prefix": prefix}),
+                "kafka": stack.kafka.model_copy(
+                    update={"topic_prefix": prefix, "bootstrap_servers": servers}
+                ),
                 "processor": stack.processor.model_copy(
                     update={
+                        "replication_factor": replication_factor,
                         "app_id": env["CQRS_PROCESSOR__APP_ID"],
                         "saga_app_id": env["CQRS_PROCESSOR__SAGA_APP_ID"],
                         "partitions": partitions,
