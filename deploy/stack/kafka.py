@@ -1,10 +1,18 @@
-"""Apache Kafka, one node in KRaft mode (broker and controller in one JVM).
+"""Apache Kafka in KRaft mode: one node, or three (each a broker and a controller).
 
-Configured for a laptop and for tests: replication factor 1 everywhere,
-including the transaction state log (so transactions, and with them Faust's
-exactly-once mode, work on one node), no initial rebalance delay, and no
-automatic topic creation (the product creates its topics with explicit
-configs; a typo must fail, not create a topic).
+Configured for a laptop and for tests: no initial rebalance delay, timed-out
+transactions swept every second, and no automatic topic creation (the product
+creates its topics with explicit configs; a typo must fail, not create a
+topic). One node replicates nothing: replication factor 1 everywhere, including
+the transaction state log, so transactions, and with them Faust's exactly-once
+mode, work on one node. Three nodes (``stack.kafka_brokers = 3``) replicate
+every topic three times with two in sync required, as a production cluster
+would, and fence a silent node after 6 s instead of 9 s, so fault tests see
+leaders move quickly.
+
+Node n of three lives in ``<stack home>/kafka-<n>`` (its data, log and pid
+file) and listens where ``local_kafka_addresses`` says; the single node keeps
+``<stack home>/kafka``.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ import base64
 import logging
 import subprocess
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -28,7 +38,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from cqrs.errors import StackError
-from cqrs.settings import KafkaConfig, host_and_port
+from cqrs.settings import KafkaConfig, Settings, local_kafka_addresses
 from deploy.stack.processes import LaunchSpec, tcp_open
 from deploy.stack.service import Port, Report, Service
 from deploy.stack.toolchain import Jdk, find_jdk, resolve_jars
@@ -40,8 +50,8 @@ _QUIET.propagate = False
 
 _BROKER_CONFIG = """\
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@{host}:{controller_port}
+node.id={node_id}
+controller.quorum.voters={voters}
 controller.listener.names=CONTROLLER
 listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
 advertised.listeners=PLAINTEXT://{host}:{port}
@@ -50,20 +60,95 @@ listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs={data_dir}
 auto.create.topics.enable=false
 num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
+default.replication.factor={replicas}
+min.insync.replicas={min_isr}
+offsets.topic.replication.factor={replicas}
 offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor={replicas}
+transaction.state.log.min.isr={min_isr}
 transaction.state.log.num.partitions=10
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor={replicas}
+share.coordinator.state.topic.min.isr={min_isr}
 group.initial.rebalance.delay.ms=0
 # A killed worker's open transaction is aborted within a second of its timeout (default 10 s).
 transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 log.retention.check.interval.ms=60000
 """
+
+# A killed node is fenced, and its partitions get new leaders, 6 s after its last heartbeat.
+_CLUSTER_CONFIG = """\
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=6000
+"""
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """One Kafka process of the local stack: where its broker and controller listen."""
+
+    node_id: int
+    host: str
+    port: int
+    controller_port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def kafka_nodes(settings: Settings) -> list[KafkaNode]:
+    """The local stack's Kafka nodes, node 1 first (ids 1, 2, 3)."""
+    addresses = local_kafka_addresses(
+        settings.kafka.bootstrap_servers, settings.stack.kafka_brokers
+    )
+    controller_ports = settings.stack.kafka_controller_ports()
+    return [
+        KafkaNode(index + 1, host, port, controller_port)
+        for index, ((host, port), controller_port) in enumerate(
+            zip(addresses, controller_ports, strict=True)
+        )
+    ]
+
+
+def node_directory_name(brokers: int, node_id: int) -> str:
+    """``kafka`` for the one node, ``kafka-<n>`` for node n of three."""
+    return "kafka" if brokers == 1 else f"kafka-{node_id}"
+
+
+def kafka_node_homes(stack_home: Path) -> list[Path]:
+    """The home of every Kafka node a stack home can hold, in either layout."""
+    return [
+        stack_home / node_directory_name(brokers, node_id)
+        for brokers in (1, 3)
+        for node_id in range(1, brokers + 1)
+    ]
+
+
+def server_properties(nodes: Sequence[KafkaNode], node: KafkaNode, data_dir: Path) -> str:
+    """The ``server.properties`` of ``node`` in a cluster of ``nodes``."""
+    replicas = len(nodes)
+    config = _BROKER_CONFIG.format(
+        node_id=node.node_id,
+        voters=",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in nodes),
+        host=node.host,
+        port=node.port,
+        controller_port=node.controller_port,
+        data_dir=data_dir,
+        replicas=replicas,
+        min_isr=min(replicas, 2),
+    )
+    return config if replicas == 1 else config + _CLUSTER_CONFIG
+
+
+def cluster_id(stack_home: Path) -> str:
+    """The id every node of a three-node stack is formatted with, derived from its home.
+
+    The nodes are formatted independently (in parallel); deriving the id from
+    the stack home makes them agree without a file they would race to write.
+    """
+    digest = uuid.uuid5(uuid.NAMESPACE_URL, f"cqrs-stack:{stack_home.resolve()}")
+    return base64.urlsafe_b64encode(digest.bytes).decode().rstrip("=")
+
 
 _LOG4J2 = """\
 status = warn
@@ -85,20 +170,37 @@ log4j.appender.out.layout.ConversionPattern=[%d] %p %m (%c)%n
 """
 
 
+def kafka_services(settings: Settings) -> list[KafkaService]:
+    """One service per Kafka node of the local stack."""
+    nodes = kafka_nodes(settings)
+    return [KafkaService(settings, node.node_id) for node in nodes]
+
+
 class KafkaService(Service):
-    name = "kafka"
-    description = "Apache Kafka (KRaft, single node)"
+    """One Kafka node: the stack's only one, or node n of three."""
+
+    def __init__(self, settings: Settings, node_id: int = 1) -> None:
+        self.nodes = kafka_nodes(settings)
+        self.node = self.nodes[node_id - 1]
+        self.name = node_directory_name(len(self.nodes), node_id)
+        self.description = (
+            "Apache Kafka (KRaft, single node)"
+            if len(self.nodes) == 1
+            else f"Apache Kafka node {node_id} of {len(self.nodes)} (KRaft)"
+        )
+        super().__init__(settings)
+
+    @property
+    def clustered(self) -> bool:
+        return len(self.nodes) > 1
 
     def address(self) -> str:
-        return self.settings.kafka.bootstrap_servers
+        return self.node.address if self.clustered else self.settings.kafka.bootstrap_servers
 
     def ports(self) -> list[Port]:
-        host, port = host_and_port(self.address())
         return [
-            Port(host, port, "CQRS_KAFKA__BOOTSTRAP_SERVERS"),
-            Port(
-                host, self.settings.stack.kafka_controller_port, "CQRS_STACK__KAFKA_CONTROLLER_PORT"
-            ),
+            Port(self.node.host, self.node.port, "CQRS_KAFKA__BOOTSTRAP_SERVERS"),
+            Port(self.node.host, self.node.controller_port, "CQRS_STACK__KAFKA_CONTROLLER_PORT"),
         ]
 
     @property
@@ -136,16 +238,10 @@ class KafkaService(Service):
         return [f"org.apache.kafka:kafka_2.13:{version}", *logging_jars]
 
     def _write_configs(self) -> None:
-        host, port = host_and_port(self.address())
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         (self.home / "server.properties").write_text(
-            _BROKER_CONFIG.format(
-                host=host,
-                port=port,
-                data_dir=self.home / "data",
-                controller_port=self.settings.stack.kafka_controller_port,
-            )
+            server_properties(self.nodes, self.node, self.home / "data")
         )
         # Both logging generations write to stdout, which the launcher sends to the log.
         (self.home / "log4j2.properties").write_text(_LOG4J2)
@@ -167,12 +263,15 @@ class KafkaService(Service):
         ]
 
     def _format_storage(self) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if self.clustered:
+            identifier = cluster_id(self.settings.stack.home)
+        else:
+            identifier = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         command = self._java_command(
             "kafka.tools.StorageTool",
             "format",
             "-t",
-            cluster_id,
+            identifier,
             "-c",
             str(self.home / "server.properties"),
             "--ignore-formatted",
@@ -194,41 +293,49 @@ class KafkaService(Service):
         )
 
     def probe(self) -> bool:
-        host, port = host_and_port(self.address())
-        if not tcp_open(host, port):
+        """A round trip through the cluster, bootstrapped from this node alone.
+
+        Of three nodes, this one must also be registered and unfenced (in the
+        metadata's brokers), so a restarted node is ready only once it rejoined.
+        """
+        if not tcp_open(self.node.host, self.node.port):
             return False
+        # librdkafka takes a logger object too, which its type hints do not admit.
+        config = cast(KafkaConfig, {**self.settings.kafka.confluent_config(), "logger": _QUIET})
+        if self.clustered:
+            config["bootstrap.servers"] = self.node.address
         try:
-            return self._round_trip()
+            admin = AdminClient(config)
+            metadata = admin.list_topics(timeout=3)
+            if self.clustered and self.node.node_id not in metadata.brokers:
+                return False
+            if HEALTH_TOPIC not in metadata.topics:
+                topic = NewTopic(HEALTH_TOPIC, 1, len(self.nodes))
+                admin.create_topics([topic])[HEALTH_TOPIC].result(timeout=10)
+            return _round_trip(config)
         except KafkaException:
             return False
 
-    def _round_trip(self) -> bool:
-        """Produce a unique record to the health topic and read it back."""
-        # librdkafka takes a logger object too, which its type hints do not admit.
-        config = cast(KafkaConfig, {**self.settings.kafka.confluent_config(), "logger": _QUIET})
-        admin = AdminClient(config)
-        if HEALTH_TOPIC not in admin.list_topics(timeout=3).topics:
-            future = admin.create_topics([NewTopic(HEALTH_TOPIC, 1, 1)])[HEALTH_TOPIC]
-            future.result(timeout=10)
-        token = uuid.uuid4().bytes
-        delivered: list[int] = []
 
-        def on_delivery(error: KafkaError | None, message: Message) -> None:
-            offset = message.offset()
-            if error is None and offset is not None:
-                delivered.append(offset)
+def _round_trip(config: KafkaConfig) -> bool:
+    """Produce a unique record to the health topic and read it back."""
+    token = uuid.uuid4().bytes
+    delivered: list[int] = []
 
-        producer = Producer({**config, "acks": "all"})
-        producer.produce(HEALTH_TOPIC, token, on_delivery=on_delivery)
-        producer.flush(10)
-        if not delivered:
-            return False
-        consumer = Consumer(
-            {**config, "group.id": "__cqrs_stack_health", "enable.auto.commit": False}
-        )
-        try:
-            consumer.assign([TopicPartition(HEALTH_TOPIC, 0, delivered[0])])
-            message = consumer.poll(10)
-            return message is not None and message.error() is None and message.value() == token
-        finally:
-            consumer.close()
+    def on_delivery(error: KafkaError | None, message: Message) -> None:
+        offset = message.offset()
+        if error is None and offset is not None:
+            delivered.append(offset)
+
+    producer = Producer({**config, "acks": "all"})
+    producer.produce(HEALTH_TOPIC, token, on_delivery=on_delivery)
+    producer.flush(10)
+    if not delivered:
+        return False
+    consumer = Consumer({**config, "group.id": "__cqrs_stack_health", "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(HEALTH_TOPIC, 0, delivered[0])])
+        message = consumer.poll(10)
+        return message is not None and message.error() is None and message.value() == token
+    finally:
+        consumer.close()

@@ -6,7 +6,8 @@ import sys
 
 import httpx
 
-from cqrs.settings import host_and_port
+from cqrs.settings import Settings, host_and_port
+from deploy.stack.kafka import kafka_services
 from deploy.stack.processes import LaunchSpec
 from deploy.stack.service import Port, Report, Service
 
@@ -14,7 +15,10 @@ from deploy.stack.service import Port, Report, Service
 class RegistryService(Service):
     name = "registry"
     description = "schema registry (embedded, Confluent API)"
-    depends_on = ("kafka",)
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.depends_on = tuple(node.name for node in kafka_services(settings))
 
     def address(self) -> str:
         return self.settings.registry.url

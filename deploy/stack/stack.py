@@ -4,6 +4,10 @@
 in parallel (each after the ones it depends on) and each is waited for until a
 real round trip through it succeeds. ``down`` stops every service gracefully and
 then makes sure no process started from the stack home remains.
+
+Kafka is one service per node (``kafka``, or ``kafka-1`` to ``kafka-3``); the
+nodes start together (a node of three is ready only once a quorum runs) and
+stop together, last.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import psutil
 
 from cqrs.errors import StackError
 from cqrs.settings import Settings
-from deploy.stack.kafka import KafkaService
+from deploy.stack.kafka import KafkaService, kafka_node_homes, kafka_services
 from deploy.stack.opensearch import OpenSearchService
 from deploy.stack.postgres import PostgresService
 from deploy.stack.processes import ensure_port_free, launch, running_process, stop, tail
@@ -44,7 +48,7 @@ class ServiceState:
 def services(settings: Settings) -> list[Service]:
     """Every service of the local stack, in start order."""
     return [
-        KafkaService(settings),
+        *kafka_services(settings),
         RegistryService(settings),
         PostgresService(settings),
         OpenSearchService(settings),
@@ -55,6 +59,7 @@ def up(settings: Settings, progress: Progress) -> list[ServiceState]:
     """Start whatever is not running and wait until every service is ready."""
     started = time.monotonic()
     stack = services(settings)
+    _refuse_other_kafka_layout(settings, stack)
     done = {service.name: threading.Event() for service in stack}
     failures: dict[str, str] = {}
 
@@ -67,7 +72,7 @@ def up(settings: Settings, progress: Progress) -> list[ServiceState]:
                 done[dependency].wait()
                 if dependency in failures:
                     raise StackError(f"not started because {dependency} failed")
-            _bring_up(service, settings.stack.ready_timeout_s, report)
+            start_service(service, settings.stack.ready_timeout_s, report)
         except StackError as error:
             failures[service.name] = str(error)
             report(f"FAILED: {error}")
@@ -82,10 +87,25 @@ def up(settings: Settings, progress: Progress) -> list[ServiceState]:
     return status(settings)
 
 
-def _bring_up(service: Service, timeout_s: float, report: Report) -> None:
+def _refuse_other_kafka_layout(settings: Settings, stack: list[Service]) -> None:
+    """Kafka nodes of the other layout (one node or three) would hold the ports."""
+    configured = {service.home for service in stack}
+    for home in kafka_node_homes(settings.stack.home.resolve()):
+        process = running_process(home / "server.pid")
+        if home not in configured and process is not None:
+            raise StackError(
+                f"Kafka node {home.name} (pid {process.pid}) of another layout runs in this "
+                f"stack home, not the {settings.stack.kafka_brokers}-node Kafka "
+                "CQRS_STACK__KAFKA_BROKERS asks for; run `cqrs stack down` first or change "
+                "the setting back"
+            )
+
+
+def start_service(service: Service, timeout_s: float, report: Report) -> None:
+    """Start one service unless it runs, and wait until it is ready."""
     process = running_process(service.pid_path)
     if process is not None:
-        _wait_ready(service, timeout_s, report)
+        wait_ready(service, timeout_s, report)
         report(f"already running (pid {process.pid}) at {service.address()}")
         return
     for port in service.ports():
@@ -94,12 +114,13 @@ def _bring_up(service: Service, timeout_s: float, report: Report) -> None:
     clock = time.monotonic()
     pid = launch(service.launch_spec(), service.pid_path)
     report(f"started (pid {pid}); waiting until a round trip succeeds")
-    _wait_ready(service, timeout_s, report)
+    wait_ready(service, timeout_s, report)
     service.initialize()
     report(f"ready in {time.monotonic() - clock:.1f}s at {service.address()}")
 
 
-def _wait_ready(service: Service, timeout_s: float, report: Report) -> None:
+def wait_ready(service: Service, timeout_s: float, report: Report) -> None:
+    """Probe until the service answers; fail when it exits or the timeout passes."""
     deadline = time.monotonic() + timeout_s
     next_notice = time.monotonic() + 10
     while not service.probe():
@@ -120,13 +141,35 @@ def _wait_ready(service: Service, timeout_s: float, report: Report) -> None:
 
 
 def down(settings: Settings, progress: Progress) -> None:
-    """Stop every service, newest first, and any stray process from the stack home."""
-    for service in reversed(services(settings)):
-        stopped = stop(service.pid_path)
-        progress(f"{service.name:<10} {'stopped' if stopped else 'was not running'}")
+    """Stop every service, newest first, and any stray process from the stack home.
+
+    The Kafka nodes stop last and together, those of either layout: a node left
+    alone by its peers cannot shut down in order, as it finds no controller quorum.
+    """
+    stack = services(settings)
+    for service in reversed(stack):
+        if not isinstance(service, KafkaService):
+            _stop_service(service.name, service.pid_path, progress)
+    configured = {service.home for service in stack}
+    kafka_homes = [
+        home
+        for home in kafka_node_homes(settings.stack.home.resolve())
+        if home in configured or running_process(home / "server.pid") is not None
+    ]
+    with ThreadPoolExecutor(max_workers=len(kafka_homes)) as pool:
+        list(
+            pool.map(
+                lambda home: _stop_service(home.name, home / "server.pid", progress), kafka_homes
+            )
+        )
     for stray in _strays(settings.stack.home.resolve()):
         progress(f"stopping stray process {stray.pid} ({stray.name()})")
         _terminate(stray)
+
+
+def _stop_service(name: str, pid_path: Path, progress: Progress) -> None:
+    stopped = stop(pid_path)
+    progress(f"{name:<10} {'stopped' if stopped else 'was not running'}")
 
 
 def status(settings: Settings) -> list[ServiceState]:
