@@ -7,6 +7,7 @@ warm start runs no Maven at all.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -76,7 +77,18 @@ def _read_jdk(home: Path) -> Jdk | None:
 
 
 def resolve_jars(name: str, artifacts: list[str], lib_root: Path, repository: Path) -> Path:
-    """Directory holding ``artifacts`` (``group:artifact:version``) and their runtime deps."""
+    """Directory holding ``artifacts`` (``group:artifact:version``) and their runtime deps.
+
+    One resolution at a time per directory: three Kafka nodes prepare in parallel,
+    and private test clusters share the stack's ``lib``.
+    """
+    lib_root.mkdir(parents=True, exist_ok=True)
+    with (lib_root / f".{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _resolve_jars(name, artifacts, lib_root, repository)
+
+
+def _resolve_jars(name: str, artifacts: list[str], lib_root: Path, repository: Path) -> Path:
     target = lib_root / name
     marker = target / ".resolved"
     wanted = "\n".join(artifacts)

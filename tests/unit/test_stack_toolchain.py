@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,27 @@ def test_pom_lists_every_artifact_escaped() -> None:
     pom = _pom("demo", ["org.a:b:1.0", "org.c:d&e:2"])
     assert "<groupId>org.a</groupId><artifactId>b</artifactId><version>1.0</version>" in pom
     assert "<artifactId>d&amp;e</artifactId>" in pom
+
+
+def test_parallel_resolutions_of_one_directory_run_maven_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    fake_mvn = bin_dir / "mvn"
+    fake_mvn.write_text(f"#!/bin/sh\necho run >> {calls}\n{shutil.which('sleep')} 0.3\n")
+    fake_mvn.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    artifacts = ["org.apache.kafka:kafka_2.13:4.3.1"]
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(
+            pool.map(
+                lambda _: resolve_jars("kafka", artifacts, tmp_path / "lib", tmp_path / "repo"),
+                range(3),
+            )
+        )
+
+    assert results == [tmp_path / "lib" / "kafka" / "jars"] * 3
+    assert calls.read_text().splitlines() == ["run"]
