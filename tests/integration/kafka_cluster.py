@@ -147,7 +147,8 @@ def private_kafka(
     home.mkdir(parents=True, exist_ok=True)
     shared_lib = base.stack.home.resolve() / "lib"
     shared_lib.mkdir(parents=True, exist_ok=True)
-    (home / "lib").symlink_to(shared_lib, target_is_directory=True)
+    if not (home / "lib").exists():  # a second cluster in the same tmp_path reuses the first's
+        (home / "lib").symlink_to(shared_lib, target_is_directory=True)
     first_port = _free_port_run(2 * brokers)
     addresses = [f"127.0.0.1:{first_port + KAFKA_PORT_STEP * index}" for index in range(brokers)]
     settings = base.model_copy(
