@@ -55,33 +55,58 @@ class ChangelogRestore:
     topic: str
     kafka: KafkaConfig
     state: PartitionedState
+    _queued: set[int] = field(default_factory=set)  # assigned, end offsets not yet known
     _pending: dict[int, _Progress] = field(default_factory=dict)
     _consumer: Consumer | None = None
     _admin: AdminClient | None = None
     _last_notice: float = 0.0
+    _last_warning: float = 0.0
 
     @property
     def restoring(self) -> set[int]:
-        return set(self._pending)
+        return self._queued | set(self._pending)
 
     def remaining(self) -> int:
         """Records still to read, about (compacted and control offsets count too)."""
         return sum(max(0, p.target - p.records) for p in self._pending.values())
 
-    def start(self, partitions: list[int]) -> list[int]:
-        """Begin restoring these partitions (their state starts empty); returns those
-        already restored, their changelog being empty."""
-        if not partitions:
-            return []
-        targets = self._watermarks(partitions, OffsetSpec.latest())  # type: ignore[no-untyped-call]
-        firsts = self._watermarks(partitions, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-        now = time.monotonic()
+    def start(self, partitions: list[int]) -> None:
+        """Restore these partitions (their state starts empty) in the coming steps."""
         for partition in partitions:
             self.state.drop(partition)
             self.state.add(partition)
-            if targets[partition] > firsts[partition]:  # an empty changelog is restored as is
-                self._pending[partition] = _Progress(targets[partition], now)
+            self._queued.add(partition)
+
+    def cancel(self, partitions: list[int]) -> None:
+        """Stop restoring partitions that moved away again before they were restored."""
         reading = [p for p in partitions if p in self._pending]
+        for partition in partitions:
+            if partition in self._queued or partition in self._pending:
+                self._queued.discard(partition)
+                self._pending.pop(partition, None)
+                self.state.drop(partition)
+        if reading and self._consumer is not None:
+            self._consumer.incremental_unassign([TopicPartition(self.topic, p) for p in reading])
+
+    def _begin_queued(self) -> list[int]:
+        """Find where each queued partition's restore ends and start reading it; returns the
+        partitions already restored (an empty changelog). While the cluster cannot say
+        (a leader moving, a broker away) they stay queued for the next step."""
+        partitions = sorted(self._queued)
+        try:
+            targets = self._watermarks(partitions, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+            firsts = self._watermarks(partitions, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+        except KafkaException as error:
+            # The admin client keeps the leaders it knew (FENCED_LEADER_EPOCH after a broker
+            # restart); a new one starts from fresh metadata.
+            self._admin = None
+            self._warn(f"cannot read the end offsets of {self.topic} yet ({error}); retrying")
+            return []
+        now = time.monotonic()
+        self._queued.clear()
+        reading = [p for p in partitions if targets[p] > firsts[p]]
+        for partition in reading:
+            self._pending[partition] = _Progress(targets[partition], now)
         if reading:
             self._restore_consumer().incremental_assign(
                 [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in reading]
@@ -94,19 +119,17 @@ class ChangelogRestore:
             )
         return [p for p in partitions if p not in self._pending]
 
-    def cancel(self, partitions: list[int]) -> None:
-        """Stop restoring partitions that moved away again before they were restored."""
-        cancelled = [p for p in partitions if p in self._pending]
-        for partition in cancelled:
-            del self._pending[partition]
-            self.state.drop(partition)
-        if cancelled and self._consumer is not None:
-            self._consumer.incremental_unassign([TopicPartition(self.topic, p) for p in cancelled])
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= PROGRESS_EVERY_S:
+            self._last_warning = now
+            log.warning(message)
 
     def step(self, timeout_s: float) -> list[int]:
         """Read what is there (up to ``timeout_s``); the partitions restored by this step."""
+        done = self._begin_queued() if self._queued else []
         if not self._pending:
-            return []
+            return done
         consumer = self._restore_consumer()
         entries: dict[int, list[tuple[bytes, bytes | None]]] = defaultdict(list)
         for message in consumer.consume(RESTORE_BATCH, timeout_s):
@@ -116,9 +139,12 @@ class ChangelogRestore:
             if progress is None or partition is None:
                 continue
             if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    progress.eof = True
+                elif error.fatal():
                     raise KafkaException(error)
-                progress.eof = True
+                else:  # a broker away, a leader moving: librdkafka retries the fetch
+                    self._warn(f"restoring {self.topic}: {error}")
                 continue
             key = message.key()
             if key is not None:
@@ -127,7 +153,7 @@ class ChangelogRestore:
             progress.eof = False
         for partition, batch in entries.items():
             self.state.add(partition, batch)
-        done = self._finished(consumer)
+        done += self._finished(consumer)
         self._notice()
         return done
 
@@ -181,7 +207,7 @@ class ChangelogRestore:
             self._admin = AdminClient(self.kafka)
         requests = {TopicPartition(self.topic, p): spec for p in partitions}
         futures = self._admin.list_offsets(
-            requests, isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=30
+            requests, isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=5
         )
         return {tp.partition: future.result().offset for tp, future in futures.items()}
 

@@ -40,7 +40,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -54,6 +53,11 @@ from processors.task import Headers, Step, Task
 log = logging.getLogger("cqrs.loop")
 BATCH_MAX = 2000
 RETRY_PAUSE_S = 0.2
+ATTEMPT_TIMEOUT_S = 5.0  # one try of a transactional call; retried while retriable
+
+
+class GaveUpError(KafkaException):
+    """A transactional call still failing when its transaction must have expired."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,6 @@ class LoopSettings:
     commit_interval_s: float = 0.05
     transaction_timeout_s: float = 10.0
     session_timeout_s: float = 10.0
-    operation_timeout_s: float = 30.0
 
 
 class TransactionalLoop:
@@ -124,7 +127,7 @@ class TransactionalLoop:
             if not s.exactly_once:
                 return producer
             try:
-                self._retrying("init_transactions", partial(producer.init_transactions, 5))
+                self._retrying("init_transactions", producer.init_transactions)
                 return producer
             except KafkaException as exception:
                 if self._stopping:
@@ -259,33 +262,47 @@ class TransactionalLoop:
         return True
 
     def _commit_transaction(self, offsets: list[TopicPartition]) -> None:
-        producer, timeout = self._producer, self._settings.operation_timeout_s
+        producer = self._producer
+        # Past the transaction timeout the coordinator aborts it anyway: retrying longer
+        # only delays the recovery (a new producer, the records read again).
+        deadline = max(
+            self._opened_at + self._settings.transaction_timeout_s, time.monotonic() + 1.0
+        )
         if offsets:
             metadata = self._consumer.consumer_group_metadata()
             self._retrying(
                 "send_offsets_to_transaction",
-                lambda: producer.send_offsets_to_transaction(offsets, metadata, timeout),
+                lambda timeout: producer.send_offsets_to_transaction(offsets, metadata, timeout),
+                deadline,
             )
-        self._retrying("commit_transaction", lambda: producer.commit_transaction(timeout))
+        self._retrying("commit_transaction", producer.commit_transaction, deadline)
 
     def _commit_at_least_once(self, offsets: list[TopicPartition]) -> None:
-        undelivered = self._producer.flush(self._settings.operation_timeout_s)
+        undelivered = self._producer.flush(self._settings.transaction_timeout_s)
         if undelivered:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{undelivered} undelivered"))
         if offsets:
             self._consumer.commit(offsets=offsets, asynchronous=False)
 
-    def _retrying(self, what: str, call: Callable[[], object]) -> None:
-        """``call`` again while it fails with a retriable error (librdkafka allows this for
-        every transactional call); any other error is raised."""
+    def _retrying(
+        self, what: str, call: Callable[[float], object], deadline: float | None = None
+    ) -> None:
+        """``call(timeout)`` again while it fails with a retriable error (librdkafka allows
+        this for every transactional call) until ``deadline``; then ``GaveUpError``. Any
+        other error is raised as it is."""
         while True:
+            attempt = ATTEMPT_TIMEOUT_S
+            if deadline is not None:
+                attempt = min(attempt, max(0.1, deadline - time.monotonic()))
             try:
-                call()
+                call(attempt)
                 return
             except KafkaException as exception:
                 error = exception.args[0]
                 if not error.retriable() or self._stopping:
                     raise
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise GaveUpError(KafkaError(error.code(), f"{what}: {error.str()}")) from None
                 log.warning("%s failed (%s); retrying", what, error)
                 self._health.beat()
                 time.sleep(RETRY_PAUSE_S)
@@ -299,7 +316,7 @@ class TransactionalLoop:
         error: KafkaError = exception.args[0]
         log.warning("transaction failed while %s: %s; recovering", during, error)
         if self._settings.exactly_once:
-            if error.fatal():
+            if error.fatal() or isinstance(exception, GaveUpError):
                 self._replace_producer()
             else:
                 self._abort()
@@ -308,9 +325,9 @@ class TransactionalLoop:
         self._rewind(unprocessed)
 
     def _abort(self) -> None:
-        producer, timeout = self._producer, self._settings.operation_timeout_s
+        deadline = time.monotonic() + self._settings.transaction_timeout_s
         try:
-            self._retrying("abort_transaction", lambda: producer.abort_transaction(timeout))
+            self._retrying("abort_transaction", self._producer.abort_transaction, deadline)
         except KafkaException as exception:
             log.warning("abort failed (%s); starting a new producer", exception.args[0])
             self._replace_producer()
@@ -359,7 +376,7 @@ class TransactionalLoop:
         stateful = [tp for tp in partitions if tp.topic == source]
         if stateful and self._restore is not None:
             consumer.pause(stateful)
-            self._restored(self._restore.start([tp.partition for tp in stateful]))
+            self._restore.start([tp.partition for tp in stateful])
         self._owned.update((tp.topic, tp.partition) for tp in partitions if tp.topic != source)
         self._assigned_once = True
         log.info(
