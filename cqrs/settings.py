@@ -174,23 +174,28 @@ class SearchSettings(_Section):
 
 
 class ProcessorSettings(_Section):
-    """The Faust workers (command processor, process managers)."""
+    """The workers (command processor, process managers) and their exactly-once loop."""
 
     app_id: str = Field(
         default="cqrs-command-processor",
-        description="Faust app id of the command processor: its consumer group and the "
-        "prefix of its table changelog topics.",
+        description="App id of the command processor: its consumer group, the prefix of "
+        "its transactional id and of its changelog <app id>-aggregates-changelog.",
     )
     saga_app_id: str = Field(
         default="cqrs-fulfilment",
-        description="Faust app id (and consumer group) of the fulfilment process manager.",
+        description="App id of the fulfilment process manager: its consumer group, the "
+        "prefix of its transactional id and of its changelog <app id>-fulfilment-changelog.",
     )
     store: str = Field(
         default="memory://",
-        description="Table store: memory:// (tables restored from changelogs at start) "
-        "or rocksdb:// (needs the rocksdb extra) for large state.",
+        description="State store; only memory:// (in-memory tables, restored from the "
+        "changelog whenever partitions are assigned). Any other value is refused at start.",
     )
-    datadir: Path = Path(".cqrs-data")
+    datadir: Path = Field(
+        default=Path(".cqrs-data"),
+        description="Where a worker claims its instance slot, which names its "
+        "transactional id (one subdirectory per app id); no state is kept there.",
+    )
     partitions: int = Field(default=6, description="Partitions of the topics the product creates.")
     replication_factor: int = 1
     # Half Kafka Streams' exactly-once default (100 ms): a worker's one transaction costs
@@ -206,7 +211,8 @@ class ProcessorSettings(_Section):
         default=1000,
         ge=1,
         description="Command results remembered per aggregate for idempotency (each an entry "
-        "of its own: the window's size costs table space, not time per command).",
+        "of its own: the window's size costs state memory and changelog space, not time "
+        "per command).",
     )
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
         default="exactly_once",
@@ -228,10 +234,14 @@ class ProcessorSettings(_Section):
     standby_replicas: int = Field(
         default=0,
         ge=0,
-        description="Warm copies of each table partition kept on other workers, so a "
-        "partition that moves after a failure needs no full changelog restore.",
+        description="Must be 0: warm standby copies of state on other workers are not "
+        "offered (a moved partition is restored from its changelog). Above 0 is refused "
+        "at start.",
     )
-    web_port: int = 6066
+    web_port: int = Field(
+        default=6066,
+        description="Not used: the workers serve HTTP on the observability port only.",
+    )
 
 
 class ObservabilitySettings(_Section):
