@@ -152,7 +152,7 @@ class TransactionalLoop:
             while not self._stopping:
                 self._health.beat()
                 self._advance_restores()
-                self._process(self._consumer.consume(BATCH_MAX, self._poll_timeout()))
+                self._process(self._fetch())
                 if self._due():
                     self._checkpoint()
             if self._in_transaction:
@@ -163,6 +163,19 @@ class TransactionalLoop:
                 self._restore.close()
             self._producer.flush(10)
         log.info("%s stopped cleanly", self._task.name)
+
+    def _fetch(self) -> list[Message]:
+        """What the consumer holds, up to a batch; else wait for the first record only.
+
+        ``consume(n, timeout)`` waits for ``n`` records or the timeout, which would hold a
+        lone command for the whole timeout before its transaction even begins."""
+        consumer = self._consumer
+        messages = consumer.consume(BATCH_MAX, 0)
+        if not messages:
+            messages = consumer.consume(1, self._poll_timeout())
+            if messages:
+                messages += consumer.consume(BATCH_MAX - 1, 0)
+        return messages
 
     def _poll_timeout(self) -> float:
         if self._restore is not None and self._restore.restoring:

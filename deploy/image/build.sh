@@ -3,7 +3,7 @@
 # so that they can be run, and tested, outside a container engine too.
 #
 #   build.sh wheels <source dir> <wheel dir>   builder stage: wheels of the project
-#                                              and every dependency, rocksdb extra included
+#                                              and every dependency
 #   build.sh install <wheel dir> <venv dir>    runtime stage: a virtualenv from those
 #                                              wheels only (no network), then a smoke run
 set -euo pipefail
@@ -18,7 +18,7 @@ case "$step" in
         mkdir -p "$wheels"
         # One resolution for the project and its dependencies; binary wheels where
         # PyPI has them, so the runtime stage needs no compiler.
-        "$python" -m pip wheel --quiet --wheel-dir "$wheels" "$src[rocksdb]"
+        "$python" -m pip wheel --quiet --wheel-dir "$wheels" "$src"
         echo "built $(ls "$wheels" | wc -l) wheels into $wheels"
         ;;
     install)
@@ -27,10 +27,10 @@ case "$step" in
         # Offline: exactly the wheels of the builder stage. Byte code is compiled
         # now, so the read-only root filesystem never needs a write at run time.
         "$venv/bin/pip" install --quiet --no-index --find-links "$wheels" --compile \
-            "cqrs-pipeline[rocksdb]"
+            "cqrs-pipeline"
         "$venv/bin/pip" uninstall --quiet --yes pip setuptools wheel >/dev/null 2>&1 || true
         "$venv/bin/cqrs" --help >/dev/null
-        "$venv/bin/python" -c "import rocksdict, faust, confluent_kafka" 
+        "$venv/bin/python" -c "import confluent_kafka, fastavro, orjson, psycopg"
         echo "installed cqrs-pipeline into $venv"
         ;;
     *)
