@@ -2,7 +2,7 @@
 
 Used where one process starts others on one host: ``cqrs demo`` and the
 benchmarks. Readiness is read from the child's log, since every worker says so
-there (Faust: ``Worker]: Ready``; a sink: ``sink <name> assigned``).
+there (a worker: ``worker ready``, ``WORKER_READY``; a sink: ``sink <name> assigned``).
 """
 
 from __future__ import annotations

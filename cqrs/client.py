@@ -58,7 +58,7 @@ class CommandClient:
             {
                 **settings.kafka.confluent_config(),
                 "enable.idempotence": True,
-                # Kafka's default (Java, Faust) partitioner: one partition per aggregate
+                # Kafka's default (Java) partitioner, the workers' too: one partition per aggregate
                 # whoever produces; librdkafka's own default would place keys elsewhere.
                 "partitioner": "murmur2_random",
                 "acks": "all",

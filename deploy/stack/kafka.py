@@ -4,8 +4,8 @@ Configured for a laptop and for tests: no initial rebalance delay, timed-out
 transactions swept every second, and no automatic topic creation (the product
 creates its topics with explicit configs; a typo must fail, not create a
 topic). One node replicates nothing: replication factor 1 everywhere, including
-the transaction state log, so transactions, and with them Faust's exactly-once
-mode, work on one node. Three nodes (``stack.kafka_brokers = 3``) replicate
+the transaction state log, so transactions, and with them the workers'
+exactly-once, work on one node. Three nodes (``stack.kafka_brokers = 3``) replicate
 every topic three times with two in sync required, as a production cluster
 would, and fence a silent node after 6 s instead of 9 s, so fault tests see
 leaders move quickly.
