@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
@@ -30,6 +30,22 @@ def _create_topic(cluster: PrivateKafka, replicas: int, config: dict[str, str]) 
         f"every replica of {topic} in sync",
     )
     return topic
+
+
+def _topic_config(cluster: PrivateKafka, topic: str, name: str) -> str:
+    """One config value of the topic, from whichever node answers (once it knows the topic)."""
+    admin = AdminClient(cluster.config())
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return str(admin.describe_configs([resource])[resource].result(timeout=10)[name].value)
+        except KafkaException as error:
+            # A node can learn of a new topic a moment after the one that answered metadata.
+            unknown = error.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            if not unknown or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _transactional_producer(cluster: PrivateKafka) -> Producer:
@@ -97,10 +113,7 @@ def test_a_killed_leader_is_replaced_and_transactions_go_on(tmp_path: Path) -> N
         assert cluster.node_ids == [1, 2, 3]
         assert len(cluster.bootstrap.split(",")) == 3
         topic = _create_topic(cluster, 3, {"min.insync.replicas": "2"})
-        resource = ConfigResource(ResourceType.TOPIC, topic)
-        admin = AdminClient(cluster.config())
-        described = admin.describe_configs([resource])[resource].result(timeout=30)
-        assert described["min.insync.replicas"].value == "2"
+        assert _topic_config(cluster, topic, "min.insync.replicas") == "2"
         producer = _transactional_producer(cluster)
         _produce(producer, topic, _batch("before"))
         _commit(producer)
