@@ -5,7 +5,7 @@ prefix, consumer group and state directory:
 
 1. ``cqrs registry`` on a free port with its own schema topic;
 2. a backlog of commands (RegisterItem + AdjustStock per SKU) on fresh topics;
-3. ``cqrs worker`` (RocksDB store, as in production) against that registry,
+3. ``cqrs worker`` (its memory store, as in production) against that registry,
    sampled with psutil from start-up until its consumer group has no lag, then
    while idle, then through a graceful stop (SIGTERM).
 
@@ -211,7 +211,7 @@ def measure(stack: Settings, commands: int, workdir: Path) -> dict[str, Any]:
         worker_env = {
             **env_common,
             "CQRS_PROCESSOR__APP_ID": app_id,
-            "CQRS_PROCESSOR__STORE": "rocksdb://",
+            "CQRS_PROCESSOR__STORE": "memory://",
             "CQRS_PROCESSOR__DATADIR": str(workdir / "state"),
             "CQRS_OBSERVABILITY__PORT": str(worker_metrics),
         }

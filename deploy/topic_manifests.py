@@ -18,6 +18,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cqrs.settings import ProcessorSettings
+from processors import command_task, fulfilment_task
+from processors.topic_admin import CHANGELOG_CONFIG
 from schemas.registry.store import TOPIC_CONFIG as SCHEMA_TOPIC_CONFIG
 from schemas.topics import TopicSpec, topic_specs
 
@@ -42,9 +45,22 @@ def topic_table() -> dict[str, Any]:
     return {
         "generatedBy": GENERATED_BY,
         "productTopics": [_entry(spec) for spec in topic_specs()],
+        # The workers' state, one partition per input partition; named by the app ids
+        # (the chart runs the default ones), never prefixed.
+        "changelogTopics": _changelogs(),
         # The embedded registry's log: one partition, so one ordered history.
         "schemaTopic": {"partitions": 1, "config": dict(sorted(SCHEMA_TOPIC_CONFIG.items()))},
     }
+
+
+def _changelogs() -> list[dict[str, Any]]:
+    processor = ProcessorSettings()
+    names = {
+        command_task.changelog_topic(processor.app_id): "command processor state",
+        fulfilment_task.changelog_topic(processor.saga_app_id): "fulfilment saga state",
+    }
+    config = dict(sorted(CHANGELOG_CONFIG.items()))
+    return [{"name": name, "config": config, "key": key} for name, key in names.items()]
 
 
 def render() -> str:

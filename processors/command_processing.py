@@ -1,9 +1,9 @@
 """Deciding one command: decode, deduplicate, check the version, decide, evolve, encode.
 
-No Faust here: the agent hands in the raw record and the aggregate's stored
-record, and gets back what to write. Everything a command leads to (events,
-result, new state) is returned together, so the agent can write it in one
-Kafka transaction.
+No Kafka here: the task hands in the raw record and a reader of its state,
+and gets back what to write. Everything a command leads to (events, result,
+new state) is returned together, so the loop can write it in one Kafka
+transaction.
 """
 
 from __future__ import annotations

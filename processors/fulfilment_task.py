@@ -32,7 +32,7 @@ class FulfilmentTask:
         self._events, self._inbox = topics["events"], topics["fulfilment-inbox"]
         self._commands, self._dead_letters = topics["commands"], topics["events-dlq"]
         self.topics = [self._events, self._inbox]
-        self.state: StateSpec | None = StateSpec(self._inbox, f"{app_id}-{TABLE_NAME}-changelog")
+        self.state: StateSpec | None = StateSpec(self._inbox, changelog_topic(app_id))
 
     def process(self, message: Message, state: StateReader | None) -> Step:
         if message.topic() == self._inbox:
@@ -64,3 +64,8 @@ class FulfilmentTask:
             [] if reaction.record is None else [(key, reaction.record.to_bytes())]
         )
         return Step(outputs, writes)
+
+
+def changelog_topic(app_id: str) -> str:
+    """The saga table's changelog: ``<saga app id>-fulfilment-changelog``."""
+    return f"{app_id}-{TABLE_NAME}-changelog"

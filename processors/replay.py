@@ -1,6 +1,6 @@
 """Rebuild the command processor's aggregate table from the event log.
 
-The ``events`` topic is the source of truth; the Faust table is a snapshot
+The ``events`` topic is the source of truth; the worker's table is a snapshot
 cache of it. ``rebuild`` folds every aggregate's events with the domain's
 ``evolve`` (the same function the processor uses) and restores each
 aggregate's idempotency window from ``command-results``: the last results, as

@@ -15,6 +15,9 @@ from typing import Any
 
 import pytest
 
+from cqrs.settings import ProcessorSettings
+from processors import command_task, fulfilment_task
+from processors.topic_admin import CHANGELOG_CONFIG
 from schemas.topics import topic_specs
 from tests.deploy.chart import (
     Manifest,
@@ -214,6 +217,16 @@ def test_topics_match_schemas_topics_py(rendered: Rendered) -> None:
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == _values(
             rendered, "topics", "strimzi", "cluster"
         )
+    # The workers' changelogs, as the workers name and verify them at start.
+    processor = ProcessorSettings()
+    for changelog in (
+        command_task.changelog_topic(processor.app_id),
+        fulfilment_task.changelog_topic(processor.saga_app_id),
+    ):
+        topic = by_topic.pop(changelog)
+        assert topic["spec"]["partitions"] == partitions
+        assert topic["spec"]["replicas"] == replicas
+        assert topic["spec"]["config"] == {"min.insync.replicas": min_isr, **CHANGELOG_CONFIG}
     if _values(rendered, "registry", "embedded"):
         schemas = by_topic.pop(_values(rendered, "registry", "schemasTopic"))
         assert schemas["spec"]["partitions"] == 1

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Producer
 
-from tests.integration.pipeline import Pipeline, wait_until
+from tests.integration.pipeline import Pipeline
 
 AGGREGATES = 24
 RETRY_EVERY = 10  # one command in ten sent is a retry of an earlier one
@@ -100,7 +100,36 @@ class CommandStream:
         self.undelivered = producer.flush(30)
 
 
-def check_exactly_once(pipeline: Pipeline, stream: CommandStream) -> None:
+@dataclass(frozen=True)
+class ExactlyOnceReport:
+    """What a stream led to, counted: every figure but ``commands`` must be 0."""
+
+    commands: int
+    unanswered: int  # commands with fewer results than times sent
+    over_answered: int  # commands with more results than times sent
+    mismatched_retries: int  # retried commands answered with differing bytes
+    duplicate_events: int  # event ids seen more than once
+    out_of_sequence: int  # aggregates whose sequences are not 1..n
+    events_not_commands: int  # aggregates whose events are not one per command, in order
+
+    @property
+    def faults(self) -> int:
+        return sum(
+            (
+                self.unanswered,
+                self.over_answered,
+                self.mismatched_retries,
+                self.duplicate_events,
+                self.out_of_sequence,
+                self.events_not_commands,
+            )
+        )
+
+
+def exactly_once_report(
+    pipeline: Pipeline, stream: CommandStream, timeout_s: float = 180
+) -> ExactlyOnceReport:
+    """Wait (up to ``timeout_s``) for a result for every send, then count what is wrong."""
     every_command = {command for commands in stream.sent.values() for command in commands}
     times_sent = {command: 1 + stream.retries[command] for command in every_command}
 
@@ -110,33 +139,37 @@ def check_exactly_once(pipeline: Pipeline, stream: CommandStream) -> None:
             by_command[key.decode()].append(value)
         return by_command
 
-    seen: list[int] = [0]
-
-    def all_answered() -> dict[str, list[bytes]]:
-        found = results()
-        seen[0] = sum(len(found[command]) >= n for command, n in times_sent.items())
-        return found if seen[0] == len(every_command) else {}
-
-    try:
-        answered = wait_until(all_answered, timeout_s=180, what="a result for every send")
-    except AssertionError as error:
-        raise AssertionError(f"{error}: {seen[0]} of {len(every_command)} answered") from None
-    assert sum(stream.retries.values()) > 0, "the stream sent no retries"
-    over = {c: len(answered[c]) for c, n in times_sent.items() if len(answered[c]) != n}
-    assert over == {}, "answered more often than sent"
-    differing = [c for c in stream.retries if len(set(answered[c])) != 1]
-    assert differing == [], "a retry was not answered with the original result"
-
+    answered = results()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(len(answered[c]) < n for c, n in times_sent.items()):
+        time.sleep(1)
+        answered = results()
     serde = pipeline.serde()
     per_aggregate: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    event_ids: Counter[str] = Counter()
     for key, value, _ in pipeline.read("events"):
         metadata = serde.decode(value).value["metadata"]
         per_aggregate[key.decode()].append((metadata["sequence"], metadata["command_id"]))
-    for sku, commands in stream.sent.items():
-        events = per_aggregate[sku]
-        assert [sequence for sequence, _ in events] == list(range(1, len(events) + 1)), (
-            f"{sku}: gaps, repeats or disorder in {events}"
-        )
+        event_ids[metadata["event_id"]] += 1
+    return ExactlyOnceReport(
+        commands=len(every_command),
+        unanswered=sum(len(answered[c]) < n for c, n in times_sent.items()),
+        over_answered=sum(len(answered[c]) > n for c, n in times_sent.items()),
+        mismatched_retries=sum(len(set(answered[c])) > 1 for c in stream.retries),
+        duplicate_events=sum(1 for n in event_ids.values() if n > 1),
+        out_of_sequence=sum(
+            [s for s, _ in events] != list(range(1, len(events) + 1))
+            for events in per_aggregate.values()
+        ),
         # One event per command, in the order the commands were sent: none lost, none
         # twice, none for a retry.
-        assert [command for _, command in events] == commands, f"{sku}: events ≠ commands"
+        events_not_commands=sum(
+            [c for _, c in per_aggregate[sku]] != commands for sku, commands in stream.sent.items()
+        ),
+    )
+
+
+def check_exactly_once(pipeline: Pipeline, stream: CommandStream) -> None:
+    assert sum(stream.retries.values()) > 0, "the stream sent no retries"
+    report = exactly_once_report(pipeline, stream)
+    assert report.faults == 0, f"exactly-once broken: {report}"

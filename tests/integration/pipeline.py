@@ -86,7 +86,7 @@ class Pipeline:
 
     @contextmanager
     def running(self, *commands: str) -> Iterator[Pipeline]:
-        """The pipeline with these Faust workers (``worker``, ``saga``) running, then stopped."""
+        """The pipeline with these workers (``worker``, ``saga``) running, then stopped."""
         workers = [self.process(command, name=command) for command in commands]
         try:
             for worker in workers:

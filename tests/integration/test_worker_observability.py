@@ -1,4 +1,4 @@
-"""`cqrs worker` serves /livez, /readyz and /metrics, with readiness from Faust's recovery."""
+"""`cqrs worker` serves /livez, /readyz and /metrics, with readiness from its state restore."""
 
 from __future__ import annotations
 

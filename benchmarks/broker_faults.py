@@ -1,0 +1,90 @@
+"""Exactly-once under Kafka failures, counted: brokers and leaders SIGKILLed mid-stream.
+
+The fault tests' scenarios (``tests/integration/broker_faults.py``), repeated as
+often as asked: the only broker of a private single-node cluster SIGKILLed and
+restarted, and on a private three-node cluster the leaders of a commands and an
+events partition and the worker's transaction coordinator killed in turn. Each
+run counts unanswered and over-answered commands, retries answered with other
+bytes, duplicate event ids, aggregates with gaps, and worker exits: every
+figure must be 0.
+
+    python -m benchmarks.broker_faults [--kills 5] [--runs 1] [--scenario single leaders]
+
+Needs the local stack (its registry serves the schemas; its jars start the private
+clusters). Results: benchmarks/results/broker_faults.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import RESULTS
+from cqrs.settings import Settings, load_settings
+from tests.integration.broker_faults import FaultOutcome, leaders_killed, only_broker_killed
+from tests.integration.kafka_cluster import private_kafka
+
+Scenario = Callable[[Settings, Any, Path, int], FaultOutcome]
+SCENARIOS: dict[str, tuple[int, Scenario]] = {
+    "single": (1, only_broker_killed),
+    "leaders": (3, leaders_killed),
+}
+
+
+def run(settings: Settings, name: str, kills: int) -> dict[str, Any]:
+    brokers, scenario = SCENARIOS[name]
+    with tempfile.TemporaryDirectory(prefix=f"cqrs-faults-{name}-") as home:
+        with private_kafka(Path(home), brokers=brokers, base=settings) as cluster:
+            outcome = scenario(settings, cluster, Path(home), kills)
+        return {
+            "scenario": name,
+            "kills": outcome.faults,
+            "worker_exited": outcome.worker_exited,
+            **dataclasses.asdict(outcome.report),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--kills", type=int, default=5, help="kills per run")
+    parser.add_argument("--runs", type=int, default=1, help="runs per scenario")
+    parser.add_argument(
+        "--scenario", nargs="+", choices=sorted(SCENARIOS), default=["single", "leaders"]
+    )
+    args = parser.parse_args()
+    settings = load_settings()
+    results = []
+    for index in range(args.runs):
+        for name in args.scenario:
+            print(f"run {index + 1}/{args.runs}: {name}, {args.kills} kills …", flush=True)
+            result = run(settings, name, args.kills)
+            results.append(result)
+            print(json.dumps({k: v for k, v in result.items() if k != "kills"}), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "broker_faults.json"
+    path.write_text(json.dumps({"benchmark": "broker_faults", "runs": results}, indent=2))
+    counted = [
+        "unanswered",
+        "over_answered",
+        "mismatched_retries",
+        "duplicate_events",
+        "out_of_sequence",
+        "events_not_commands",
+    ]
+    print(f"\n{'scenario':<10}{'kills':>6}{'commands':>10}{'faults':>8}{'exited':>8}")
+    for result in results:
+        faults = sum(result[key] for key in counted)
+        print(
+            f"{result['scenario']:<10}{len(result['kills']):>6}{result['commands']:>10}"
+            f"{faults:>8}{result['worker_exited']!s:>8}"
+        )
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
