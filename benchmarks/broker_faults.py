@@ -9,6 +9,10 @@ bytes, duplicate event ids, aggregates with gaps, and worker exits: every
 figure must be 0.
 
     python -m benchmarks.broker_faults [--kills 5] [--runs 1] [--scenario single leaders]
+        [--kafka-version 4.3.1]
+
+``--kafka-version`` runs the private clusters on another Kafka release (its jars are
+resolved from Maven Central on first use).
 
 Needs the local stack (its registry serves the schemas; its jars start the private
 clusters). Results: benchmarks/results/broker_faults.json.
@@ -43,6 +47,7 @@ def run(settings: Settings, name: str, kills: int) -> dict[str, Any]:
             outcome = scenario(settings, cluster, Path(home), kills)
         return {
             "scenario": name,
+            "kafka_version": settings.stack.kafka_version,
             "kills": outcome.faults,
             "worker_exited": outcome.worker_exited,
             **dataclasses.asdict(outcome.report),
@@ -56,8 +61,12 @@ def main() -> None:
     parser.add_argument(
         "--scenario", nargs="+", choices=sorted(SCENARIOS), default=["single", "leaders"]
     )
+    parser.add_argument("--kafka-version", help="Kafka release of the private clusters")
     args = parser.parse_args()
     settings = load_settings()
+    if args.kafka_version:
+        stack = settings.stack.model_copy(update={"kafka_version": args.kafka_version})
+        settings = settings.model_copy(update={"stack": stack})
     results = []
     for index in range(args.runs):
         for name in args.scenario:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -31,8 +30,9 @@ EVENT_ID_NAMESPACE = uuid.UUID("6b1f3a52-3c1e-4d8e-9a57-0c3e3c0f2b11")
 Clock = Callable[[], datetime]
 
 
-@dataclass(frozen=True)
-class Envelope:
+# The carriers below are NamedTuples, not dataclasses: several are built for every
+# command, and a frozen dataclass pays an object.__setattr__ per field.
+class Envelope(NamedTuple):
     command_id: str
     aggregate_id: str
     correlation_id: str
@@ -42,16 +42,13 @@ class Envelope:
     issued_by: str
 
 
-@dataclass(frozen=True)
-class IncomingCommand:
+class IncomingCommand(NamedTuple):
     avro_name: str
     kind: AggregateKind
     command: Any
     envelope: Envelope
 
-    @property
-    def table_key(self) -> bytes:
-        return record_key(self.kind.name, self.envelope.aggregate_id)
+    table_key: bytes  # the aggregate's record in the table (``table_keys.record_key``)
 
 
 class InputRejectedError(Exception):
@@ -75,8 +72,7 @@ class InputRejectedError(Exception):
         )
 
 
-@dataclass(frozen=True)
-class AggregateRecord:
+class AggregateRecord(NamedTuple):
     """An aggregate's table record: state, version, and how many commands it decided.
 
     The results that make repeated commands idempotent are entries of their own
@@ -96,7 +92,7 @@ class AggregateRecord:
             {
                 "kind": self.kind,
                 "version": self.version,
-                "state": plain(self.state),
+                "state": self.state,  # orjson writes dataclasses, enums and tuples as plain()
                 "decided": self.decided,
             }
         )
@@ -115,8 +111,7 @@ TableReader = Callable[[bytes], bytes | None]
 TableWrite = tuple[bytes, bytes | None]  # None deletes the entry
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     events: list[tuple[bytes, bytes]]  # (key, value)
     result_key: bytes
     result: bytes
@@ -143,6 +138,7 @@ class CommandProcessor:
         self._dedup_window = dedup_window
         self._parsed: dict[bytes, tuple[bytes, AggregateRecord]] = {}
         self._partitions: dict[bytes, int] = {}  # murmur2 of each key seen, once
+        self._now_ms = 0
 
     # -- input ------------------------------------------------------------------
 
@@ -203,7 +199,8 @@ class CommandProcessor:
             issued_at=metadata["issued_at"],
             issued_by=metadata.get("issued_by", ""),
         )
-        return IncomingCommand(decoded.full_name, kind, command, envelope)
+        table_key = record_key(kind.name, envelope.aggregate_id)
+        return IncomingCommand(decoded.full_name, kind, command, envelope, table_key)
 
     def check_placement(self, incoming: IncomingCommand, key: bytes | None, partition: int) -> None:
         """One writer per aggregate holds only if every producer keys and partitions alike.
@@ -241,6 +238,7 @@ class CommandProcessor:
         """The command result answering a rejected input, when it carried a command id."""
         if not error.command_id:
             return None
+        self._tick()
         result = self._result(
             error.command_id,
             command_type=error.command_type,
@@ -255,6 +253,7 @@ class CommandProcessor:
 
     def process(self, incoming: IncomingCommand, table: TableReader) -> Outcome:
         """Everything one command leads to; a repeat gets its original result and no events."""
+        self._tick()
         kind, envelope = incoming.kind, incoming.envelope
         aggregate_key = incoming.table_key
         original = table(result_key(aggregate_key, envelope.command_id))
@@ -274,7 +273,7 @@ class CommandProcessor:
             }
             outcome = self._conclude(incoming, record, [], rejection, table)
             if isinstance(error, InvalidCommandError):
-                return replace(outcome, invalid=error)
+                return outcome._replace(invalid=error)
             return outcome
         state, events = record.state, []
         for index, domain_event in enumerate(domain_events):
@@ -288,6 +287,11 @@ class CommandProcessor:
             events.append((event_id, self._encode_event(incoming, domain_event, value)))
         updated = AggregateRecord(record.kind, record.version + len(events), state, record.decided)
         return self._conclude(incoming, updated, events, None, table)
+
+    def _tick(self) -> None:
+        """Read the clock once per command: its events and its result share the instant
+        (as epoch milliseconds, which the Avro timestamps carry without conversion)."""
+        self._now_ms = int(self._clock().timestamp() * 1000)
 
     def _record_of(self, aggregate_key: bytes, stored: bytes) -> AggregateRecord:
         """The stored record, parsed once: the table hands back the very bytes object this
@@ -375,7 +379,7 @@ class CommandProcessor:
             "correlation_id": envelope.correlation_id,
             "causation_id": envelope.command_id,
             "occurred_at": envelope.issued_at,
-            "recorded_at": self._clock(),
+            "recorded_at": self._now_ms,
         }
 
     def _result(
@@ -396,7 +400,7 @@ class CommandProcessor:
             "version": version,
             "event_ids": event_ids,
             "rejection": rejection,
-            "processed_at": int(self._clock().timestamp() * 1000),
+            "processed_at": self._now_ms,
         }
 
     def _encode_result(self, result: dict[str, Any]) -> bytes:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, cast
 
@@ -86,7 +86,7 @@ def rebuild(
             )
         payload = {k: v for k, v in decoded.value.items() if k != "metadata"}
         state = kind.evolve(record.state, build(event_class, payload))
-        records[key] = replace(record, version=record.version + 1, state=state)
+        records[key] = record._replace(version=record.version + 1, state=state)
         aggregate_ids[key] = metadata["aggregate_id"]
     decided: dict[str, list[tuple[str, bytes]]] = {}  # aggregate key -> (command id, result)
     sent: set[bytes] = set()
@@ -106,7 +106,7 @@ def rebuild(
         aggregate_key = key.encode()
         entries = {aggregate_key: record.to_bytes()}
         for number, (command_id, raw) in enumerate(decided.get(key, [])):
-            numbered = replace(record, decided=number)
+            numbered = record._replace(decided=number)
             writes = window_writes(
                 aggregate_key,
                 numbered,

@@ -56,6 +56,12 @@ class PartitionedState:
         for key, value in writes:
             staged[key] = value
 
+    def staged(self) -> Iterator[tuple[int, dict[bytes, bytes | None]]]:
+        """The open transaction's writes, by owned partition, one value per key."""
+        for partition, staged in self._staged.items():
+            if staged and partition in self._tables:
+                yield partition, staged
+
     def commit(self) -> None:
         """The open transaction committed: its writes become the tables' content."""
         for partition, staged in self._staged.items():

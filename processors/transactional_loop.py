@@ -9,8 +9,10 @@ coordinator refuses them from a worker whose partitions have moved.
 
 The checkpoint, in this order (``_checkpoint``):
 
-1. the outputs and the changelog records of every processed record were
-   produced inside the open transaction (as each record was processed);
+1. the outputs of every processed record were produced inside the open
+   transaction as each record was processed; the changelog records of its
+   staged state writes are produced now, one per key (the last write wins, as
+   in the compacted changelog);
 2. the consumed offsets are sent to the transaction, under the group's
    current generation (``send_offsets_to_transaction``);
 3. the transaction commits (``commit_transaction``), and only then
@@ -216,17 +218,25 @@ class TransactionalLoop:
             self._pending[place] = offset + 1
 
     def _send(self, step: Step, state_partition: int | None) -> None:
-        """Produce a step's outputs and changelog records in the open transaction."""
+        """Produce a step's outputs in the open transaction and stage its state writes."""
         if not self._in_transaction:
             self._begin()
         produce = self._produce
         for output in step.outputs:
             produce(output.topic, output.key, output.value, output.headers, output.partition)
-        if step.writes and state_partition is not None and self._task.state:
-            changelog = self._task.state.changelog
-            for key, value in step.writes:
-                produce(changelog, key, value, None, state_partition)
+        if step.writes and state_partition is not None:
             self._state.stage(state_partition, step.writes)
+
+    def _produce_changelog(self) -> None:
+        """The transaction's state writes to the changelog, one record per key: a compacted
+        changelog keeps only the last value of a key, so a key written by several records
+        of one transaction needs only its last write (Kafka Streams' caching does so too)."""
+        if self._task.state is None:
+            return
+        changelog, produce = self._task.state.changelog, self._produce
+        for partition, writes in self._state.staged():
+            for key, value in writes.items():
+                produce(changelog, key, value, None, partition)
 
     def _produce(
         self,
@@ -259,6 +269,7 @@ class TransactionalLoop:
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._pending.items()]
         started = time.perf_counter()
         try:
+            self._produce_changelog()
             if self._settings.exactly_once:
                 self._commit_transaction(offsets)
             else:
