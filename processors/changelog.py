@@ -162,12 +162,7 @@ class ChangelogRestore:
         if not candidates:
             return []
         positions = consumer.position([TopicPartition(self.topic, p) for p in candidates])
-        done = [
-            tp.partition
-            for tp in positions
-            if tp.offset >= self._pending[tp.partition].target
-            or self._pending[tp.partition].target == 0
-        ]
+        done = [tp.partition for tp in positions if tp.offset >= self._pending[tp.partition].target]
         for partition in done:
             progress = self._pending.pop(partition)
             log.info(

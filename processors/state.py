@@ -42,10 +42,6 @@ class PartitionedState:
     def owns(self, partition: int) -> bool:
         return partition in self._tables
 
-    @property
-    def partitions(self) -> list[int]:
-        return sorted(self._tables)
-
     # -- reads and writes ---------------------------------------------------------
 
     def reader(self, partition: int) -> StateReader:

@@ -77,6 +77,8 @@ class TransactionalLoop:
     def __init__(self, task: Task, settings: LoopSettings, health: Health | None = None) -> None:
         self._task, self._settings, self._health = task, settings, health or Health()
         self._state = PartitionedState()
+        # The input topic whose partitions own the state (None: a stateless task).
+        self._source = task.state.source_topic if task.state else None
         self._restore = (
             ChangelogRestore(task.state.changelog, settings.kafka, self._state)
             if task.state
@@ -193,8 +195,7 @@ class TransactionalLoop:
         )
 
     def _process(self, messages: list[Message]) -> None:
-        task, state, owned = self._task, self._state, self._owned
-        source = task.state.source_topic if task.state else None
+        task, state, owned, source = self._task, self._state, self._owned, self._source
         for index, message in enumerate(messages):
             error = message.error()
             if error is not None:
@@ -264,8 +265,8 @@ class TransactionalLoop:
 
     # -- the checkpoint -------------------------------------------------------------
 
-    def _checkpoint(self) -> bool:
-        """Commit everything processed since the last checkpoint; False if it was aborted."""
+    def _checkpoint(self) -> None:
+        """Commit everything processed since the last checkpoint (or, failing, recover)."""
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._pending.items()]
         started = time.perf_counter()
         try:
@@ -276,14 +277,13 @@ class TransactionalLoop:
                 self._commit_at_least_once(offsets)
         except KafkaException as error:
             self._recover(error, "committing")
-            return False
+            return
         TRANSACTION_COMMIT_SECONDS.observe(time.perf_counter() - started)
         self._state.commit()
         for (topic, partition), offset in self._pending.items():
             self._resume[(topic, partition)] = offset
         self._pending.clear()
         self._in_transaction = False
-        return True
 
     def _commit_transaction(self, offsets: list[TopicPartition]) -> None:
         producer = self._producer
@@ -396,7 +396,7 @@ class TransactionalLoop:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         consumer.incremental_assign(partitions)
-        source = self._task.state.source_topic if self._task.state else None
+        source = self._source
         stateful = [tp for tp in partitions if tp.topic == source]
         if stateful and self._restore is not None:
             consumer.pause(stateful)
@@ -420,7 +420,7 @@ class TransactionalLoop:
         self._give_up(partitions)
 
     def _give_up(self, partitions: list[TopicPartition]) -> None:
-        source = self._task.state.source_topic if self._task.state else None
+        source = self._source
         for tp in partitions:
             place = (tp.topic, tp.partition)
             self._owned.discard(place)
@@ -441,15 +441,15 @@ class TransactionalLoop:
 
     def _restored(self, partitions: list[int]) -> None:
         """State partitions whose restore ended: processed from now on."""
-        if partitions and self._task.state is not None:
-            source = self._task.state.source_topic
+        source = self._source
+        if partitions and source is not None:
             self._owned.update((source, p) for p in partitions)
             self._consumer.resume([TopicPartition(source, p) for p in partitions])
 
     def _announce_if_ready(self) -> None:
         restoring = self._restore.restoring if self._restore is not None else set()
-        if restoring:
-            left = self._restore.remaining() if self._restore is not None else 0
+        if restoring and self._restore is not None:
+            left = self._restore.remaining()
             self._health.set_ready(
                 False, f"restoring {len(restoring)} state partitions: about {left} records left"
             )
