@@ -33,6 +33,7 @@ class CommandTask:
         self._results = topics["command-results"]
         self._dead_letters = topics["commands-dlq"]
         self.topics = [topics["commands"]]
+        self.outputs = [self._events, self._results, self._dead_letters]
         self.state: StateSpec | None = StateSpec(topics["commands"], changelog_topic(app_id))
 
     def process(self, message: Message, state: StateReader | None) -> Step:

@@ -32,6 +32,7 @@ class FulfilmentTask:
         self._events, self._inbox = topics["events"], topics["fulfilment-inbox"]
         self._commands, self._dead_letters = topics["commands"], topics["events-dlq"]
         self.topics = [self._events, self._inbox]
+        self.outputs = [self._inbox, self._commands, self._dead_letters]
         self.state: StateSpec | None = StateSpec(self._inbox, changelog_topic(app_id))
 
     def process(self, message: Message, state: StateReader | None) -> Step:

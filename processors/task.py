@@ -51,6 +51,11 @@ class Task(Protocol):
     def topics(self) -> list[str]: ...
 
     @property
+    def outputs(self) -> list[str]:
+        """Every topic ``process`` may send to (the state's changelog aside)."""
+        ...
+
+    @property
     def state(self) -> StateSpec | None: ...
 
     def process(self, message: Message, state: StateReader | None) -> Step:

@@ -56,6 +56,7 @@ log = logging.getLogger("cqrs.loop")
 BATCH_MAX = 2000
 RETRY_PAUSE_S = 0.2
 ATTEMPT_TIMEOUT_S = 5.0  # one try of a transactional call; retried while retriable
+STRAY_FENCE = "cqrs-stray-fence"  # header of the aborted records that close strays
 
 
 class GaveUpError(KafkaException):
@@ -132,12 +133,52 @@ class TransactionalLoop:
                 return producer
             try:
                 self._retrying("init_transactions", producer.init_transactions)
+                self._close_strays(producer)
                 return producer
             except KafkaException as exception:
                 if self._stopping:
                     raise
                 log.warning("init_transactions failed (%s); again with a new producer", exception)
                 time.sleep(1.0)
+
+    def _close_strays(self, producer: Producer) -> None:
+        """Abort whatever an earlier producer under this transactional id left open.
+
+        ``init_transactions`` aborts the previous transaction through its coordinator, which
+        writes the abort markers. A broker restarted within its controller session (a
+        single node, or every replica of a partition) can skip them: its coordinator times
+        the transaction out while the partitions have no leader and drops their markers as
+        if the topics were deleted. The batches then stay open under this producer id; the
+        next transaction of the same id would commit them with its own (records decided
+        twice), and one that never touches the partition leaves its consumers stuck.
+
+        So every new producer first writes one empty record to every partition it may
+        write to, waits until each is written, and aborts: the abort marker, under the new
+        epoch, closes any open batch of this producer id there along with it. Readers at
+        ``read_committed`` never see these records."""
+        topics = [*self._task.outputs]
+        if self._task.state is not None:
+            topics.append(self._task.state.changelog)
+        deadline = time.monotonic() + self._settings.transaction_timeout_s
+        metadata = producer.list_topics(timeout=ATTEMPT_TIMEOUT_S)
+        producer.begin_transaction()
+        count = 0
+        for topic in topics:
+            described = metadata.topics.get(topic)
+            if described is None or described.error is not None:
+                raise KafkaException(
+                    KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"{topic}: not described")
+                )
+            for partition in described.partitions:
+                # A key, because compacted topics refuse records without one.
+                producer.produce(topic, None, b"", partition, headers=[(STRAY_FENCE, b"1")])
+                count += 1
+        while producer.flush(ATTEMPT_TIMEOUT_S):
+            if time.monotonic() >= deadline:
+                raise GaveUpError(KafkaError(KafkaError._TIMED_OUT, "closing strays: unsent"))
+            self._health.beat()
+        self._retrying("abort_transaction", producer.abort_transaction, deadline)
+        log.info("aborted a fencing record on %d partitions of %s", count, ", ".join(topics))
 
     # -- running ------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
 from cqrs.settings import Settings
 from tests.integration.command_stream import CommandStream, ExactlyOnceReport, exactly_once_report
 from tests.integration.kafka_cluster import PrivateKafka
@@ -22,6 +24,7 @@ from tests.integration.pipeline import Pipeline
 
 TRANSACTION_LOG_PARTITIONS = 10  # the local stack's transaction.state.log.num.partitions
 PAUSE_S = 4.0  # of steady traffic before each fault and after the last
+COMMITS_TIMEOUT_S = 120.0  # for the worker to commit again after a fault
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,9 @@ def _run_through(pipeline: Pipeline, faults: Callable[[Path], Iterator[str]]) ->
         for fault in faults(worker.log):
             done.append(fault)
             exited = exited or _exited(worker.process)
+            # The next fault must meet a worker in mid-transaction again, not one still
+            # rejoining its group: wait until it commits new progress.
+            _wait_for_commits(pipeline)
             time.sleep(PAUSE_S)
         stream.stop()
         report = exactly_once_report(pipeline, stream)
@@ -123,6 +129,38 @@ def _run_through(pipeline: Pipeline, faults: Callable[[Path], Iterator[str]]) ->
         stream.stop()
         worker.stop()
     return FaultOutcome(report, done, exited, worker.log)
+
+
+def _wait_for_commits(pipeline: Pipeline, commands: int = 100) -> None:
+    """Until the worker's group has committed ``commands`` more commands (or 120 s)."""
+    settings = pipeline.settings
+    topic = settings.kafka.topic_prefix + "commands"
+    consumer = Consumer(
+        {
+            **settings.kafka.confluent_config(),
+            "group.id": settings.processor.app_id,  # the worker's group; read only, never joined
+            "enable.auto.commit": False,
+        }
+    )
+
+    def committed() -> int | None:
+        try:
+            places = [TopicPartition(topic, p) for p in range(settings.processor.partitions)]
+            return sum(max(tp.offset, 0) for tp in consumer.committed(places, timeout=5))
+        except KafkaException:
+            return None  # the coordinator is still loading
+
+    try:
+        start, deadline = None, time.monotonic() + COMMITS_TIMEOUT_S
+        while time.monotonic() < deadline:
+            now = committed()
+            if start is None:
+                start = now
+            elif now is not None and now >= start + commands:
+                return
+            time.sleep(0.5)
+    finally:
+        consumer.close()
 
 
 def _exited(process: object) -> bool:
