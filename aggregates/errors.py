@@ -12,7 +12,7 @@ Codes are stable: clients may branch on them.
 
 from __future__ import annotations
 
-from cqrs.errors import PipelineError
+from core.errors import PipelineError
 
 
 class DomainError(PipelineError):

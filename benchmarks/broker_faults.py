@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS
-from cqrs.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from tests.integration.broker_faults import FaultOutcome, leaders_killed, only_broker_killed
 from tests.integration.kafka_cluster import private_kafka
 

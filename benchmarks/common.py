@@ -12,7 +12,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from cqrs.settings import Settings
+from core.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
 

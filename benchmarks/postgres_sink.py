@@ -38,9 +38,9 @@ from psycopg import sql  # noqa: TID251
 
 from benchmarks.common import delete_topics, report
 from benchmarks.sink_process import sink_processes, steady_rate
-from cqrs.settings import Settings, load_settings
-from processors.topic_admin import ensure_topics
+from core.settings import Settings, load_settings
 from schemas.serde import AvroSerde
+from schemas.topic_admin import ensure_topics
 from sinks.model import orders
 from sinks.postgres.order_summary import row_values
 from sinks.rebuild import SilentProgress

@@ -42,10 +42,10 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from benchmarks.common import RESULTS
+from core.settings import Settings, load_settings
 from cqrs.client import CommandClient
-from cqrs.settings import Settings, load_settings
-from processors.topic_admin import ensure_topics
 from schemas.tooling import register_all
+from schemas.topic_admin import ensure_topics
 
 CQRS = str(Path(sys.executable).with_name("cqrs"))
 MIB = 1024 * 1024

@@ -42,12 +42,12 @@ from opensearchpy import OpenSearch, helpers
 
 from benchmarks.common import delete_topics, report
 from benchmarks.sink_process import sink_processes, steady_rate
+from core.settings import Settings, load_settings
 from cqrs.lag import ConsumerGroup, LagMonitor
-from cqrs.settings import Settings, load_settings
-from processors.topic_admin import ensure_topics
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
+from schemas.topic_admin import ensure_topics
 from sinks.base import EventRecord
 from sinks.rebuild import SilentProgress
 from sinks.runner import sink_group

@@ -15,7 +15,7 @@ from typing import Any
 import fastavro
 
 from benchmarks.common import interleaved, report
-from cqrs.settings import load_settings
+from core.settings import load_settings
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde

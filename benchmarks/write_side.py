@@ -41,7 +41,7 @@ from benchmarks.write_peers import (
     quix_version,
 )
 from benchmarks.write_workload import SKUS, Processor, Round, drain
-from cqrs.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 
 T = TypeVar("T")
 GUARANTEES = ("exactly_once", "at_least_once")

@@ -32,7 +32,7 @@ from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Message, Produc
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde

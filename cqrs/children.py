@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from cqrs.errors import PipelineError
-from cqrs.observability import WORKER_READY
+from core.errors import PipelineError
+from core.observability import WORKER_READY
 
 __all__ = ["WORKER_READY", "cqrs_process"]
 

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from core.errors import PipelineError
+from core.settings import Settings, load_settings
 from cqrs.cli_deploy import deploy_app
 from cqrs.cli_lag import lag_app
 from cqrs.cli_sinks import projections_app, sink_app
-from cqrs.errors import PipelineError
-from cqrs.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from deploy.stack.stack import ServiceState

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cqrs.settings import load_settings
+from core.settings import load_settings
 
 if TYPE_CHECKING:
     from cqrs.lag import ConsumerGroup, PartitionLag
@@ -66,8 +66,8 @@ def show(
 @lag_app.command("serve")
 def serve(group: GroupOption = None) -> None:
     """Publish cqrs_consumer_lag_records/_seconds on /metrics every observability.lag_interval_s."""
+    from core.observability import Health, start_observability_server
     from cqrs.lag_exporter import LagExporter
-    from cqrs.observability import Health, start_observability_server
 
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")

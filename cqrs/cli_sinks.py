@@ -8,7 +8,7 @@ from typing import Annotated, Self
 
 import typer
 
-from cqrs.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 
 sink_app = typer.Typer(help="Sink processes that write the read models.", no_args_is_help=True)
 projections_app = typer.Typer(

@@ -22,10 +22,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from core.errors import PipelineError
+from core.settings import Settings
 from cqrs.children import WORKER_READY, cqrs_process
 from cqrs.client import CommandClient, CommandResult
-from cqrs.errors import PipelineError
-from cqrs.settings import Settings
 
 Say = Callable[[str], None]
 ITEMS = {  # sku: (name, units in stock)

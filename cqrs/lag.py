@@ -46,8 +46,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     OffsetSpec,
 )
 
-from cqrs.errors import PipelineError
-from cqrs.settings import Settings
+from core.errors import PipelineError
+from core.settings import Settings
 
 SINK_PROJECTIONS = ("order-summary", "inventory-levels", "search-orders", "sales-analytics")
 DEFAULT_EXACT_LIMIT = 1000

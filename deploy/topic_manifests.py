@@ -18,10 +18,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cqrs.settings import ProcessorSettings
+from core.settings import ProcessorSettings
 from processors import command_task, fulfilment_task
-from processors.topic_admin import CHANGELOG_CONFIG
 from schemas.registry.store import TOPIC_CONFIG as SCHEMA_TOPIC_CONFIG
+from schemas.topic_admin import CHANGELOG_CONFIG
 from schemas.topics import TopicSpec, topic_specs
 
 CHART_DIR = Path(__file__).parent / "helm" / "cqrs-pipeline"

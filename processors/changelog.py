@@ -32,7 +32,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
-from cqrs.settings import KafkaConfig
+from core.settings import KafkaConfig
 from processors.state import PartitionedState
 
 log = logging.getLogger("cqrs.changelog")

@@ -14,7 +14,7 @@ import logging
 
 from confluent_kafka import Message
 
-from cqrs.metrics import count_command, count_dead_letter
+from core.metrics import count_command, count_dead_letter
 from processors.command_processing import CommandProcessor, InputRejectedError
 from processors.dead_letters import dead_letter_output
 from processors.state import StateReader

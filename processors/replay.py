@@ -25,16 +25,16 @@ from typing import Any, NamedTuple, Protocol, cast
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from cqrs.errors import PipelineError
-from cqrs.settings import Settings
+from core.errors import PipelineError
+from core.settings import Settings
 from processors.command_processing import AggregateRecord, apply_writes, window_writes
 from processors.command_task import changelog_topic as _changelog_of
 from processors.messages import COMMAND_TYPES, EVENT_TYPES
 from processors.partitioning import partition_for
 from processors.structs import build
 from processors.table_keys import SLOT, aggregate_id, parse, record_key
-from processors.topic_admin import topic_names
 from schemas.serde import AvroSerde, Decoded
+from schemas.topic_admin import topic_names
 
 
 class Progress(Protocol):

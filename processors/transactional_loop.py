@@ -45,9 +45,9 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from cqrs.metrics import TRANSACTION_COMMIT_SECONDS
-from cqrs.observability import WORKER_READY, Health
-from cqrs.settings import KafkaConfig
+from core.metrics import TRANSACTION_COMMIT_SECONDS
+from core.observability import WORKER_READY, Health
+from core.settings import KafkaConfig
 from processors.changelog import ChangelogRestore
 from processors.state import PartitionedState
 from processors.task import Headers, Step, Task

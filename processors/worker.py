@@ -6,21 +6,21 @@ import logging
 import signal
 from pathlib import Path
 
-from cqrs.errors import ConfigurationError
-from cqrs.observability import Health, start_observability_server
-from cqrs.settings import Settings
+from core.errors import ConfigurationError
+from core.observability import Health, start_observability_server
+from core.settings import Settings
 from processors.command_processing import CommandProcessor
 from processors.command_task import CommandTask
 from processors.fulfilment_processing import FulfilmentProcessor
 from processors.fulfilment_task import FulfilmentTask
 from processors.instance import claim_transactional_id
 from processors.task import Task
-from processors.topic_admin import ensure_changelog, ensure_topics, partition_count, topic_names
 from processors.transactional_loop import LoopSettings, TransactionalLoop
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
 from schemas.tooling import register_all
+from schemas.topic_admin import ensure_changelog, ensure_topics, partition_count, topic_names
 
 log = logging.getLogger("cqrs.worker")
 

@@ -17,7 +17,7 @@ dead-letter topic's headers.
 
 from __future__ import annotations
 
-from cqrs.errors import PipelineError
+from core.errors import PipelineError
 
 
 class SerializationError(PipelineError):

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from cqrs.settings import RegistrySettings
+from core.settings import RegistrySettings
 from schemas.errors import RegistryError, UnknownSchemaIdError
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"

@@ -6,7 +6,7 @@ import difflib
 import json
 from collections.abc import Callable, Iterator
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.errors import RegistryError
 from schemas.registry_client import RegistryClient

@@ -23,8 +23,8 @@ import threading
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from cqrs.errors import SinkError
-from cqrs.settings import Settings
+from core.errors import SinkError
+from core.settings import Settings
 
 log = logging.getLogger("cqrs.sinks.dead_letter")
 MAX_MESSAGE = 2000

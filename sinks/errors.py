@@ -1,7 +1,7 @@
 """Errors of the read side.
 
     PipelineError
-    ├── SinkError(retryable)          a read store refused a write (cqrs.errors)
+    ├── SinkError(retryable)          a read store refused a write (core.errors)
     └── InvalidEventError(code)       an event a projection can never apply (poison:
                                       dead-letter topic, then the sink goes on)
 
@@ -11,7 +11,7 @@ dead-letters both kinds with their ``code`` in the headers.
 
 from __future__ import annotations
 
-from cqrs.errors import PipelineError, SinkError
+from core.errors import PipelineError, SinkError
 
 __all__ = ["InvalidEventError", "SinkError"]
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from cqrs.errors import SinkError
-from cqrs.settings import Settings
+from core.errors import SinkError
+from core.settings import Settings
 from schemas.errors import SerializationError
 from schemas.serde import AvroSerde
 from sinks.postgres.projection import View

@@ -13,7 +13,7 @@ the time runs out, e.g. because the projection's sink is not running.
 
 from __future__ import annotations
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from sinks.registry import ProjectionTimeoutError, projection
 
 __all__ = ["ProjectionTimeoutError", "wait_for_projection"]

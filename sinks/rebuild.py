@@ -23,8 +23,8 @@ from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from cqrs.errors import SinkError
-from cqrs.settings import Settings
+from core.errors import SinkError
+from core.settings import Settings
 from schemas.errors import SerializationError
 from schemas.serde import AvroSerde
 from sinks.base import Sink

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from cqrs.errors import ConfigurationError, PipelineError
-from cqrs.settings import Settings
+from core.errors import ConfigurationError, PipelineError
+from core.settings import Settings
 from schemas.serde import AvroSerde
 from sinks.base import Sink
 from sinks.rebuild import RebuildProgress, RebuildReport

@@ -28,9 +28,9 @@
 - **Shutdown** on SIGTERM/SIGINT finishes the batch in flight, commits and
   leaves the group. A stop during an outage abandons the uncommitted batch,
   which is consumed again on restart.
-- **Observability**: ``cqrs.metrics`` sink metrics, heartbeat and readiness
+- **Observability**: ``core.metrics`` sink metrics, heartbeat and readiness
   (partitions assigned and positioned, not retrying, lag at most
-  ``sinks.ready_max_lag``) on a ``cqrs.observability.Health``.
+  ``sinks.ready_max_lag``) on a ``core.observability.Health``.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from cqrs.errors import SinkError
-from cqrs.metrics import (
+from core.errors import SinkError
+from core.metrics import (
     EVENTS_APPLIED,
     PROJECTION_POSITION,
     SINK_BATCH_SECONDS,
@@ -65,8 +65,8 @@ from cqrs.metrics import (
     SINK_ERRORS,
     count_dead_letter,
 )
-from cqrs.observability import Health
-from cqrs.settings import Settings
+from core.observability import Health
+from core.settings import Settings
 from schemas.errors import RegistryError, SerializationError
 from schemas.serde import AvroSerde
 from sinks.base import EventRecord, Partition, Sink

@@ -17,13 +17,13 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from cqrs.observability import Health, beat_interval, start_observability_server
-from cqrs.settings import Settings
-from processors.topic_admin import ensure_topics
+from core.observability import Health, beat_interval, start_observability_server
+from core.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
 from schemas.tooling import register_all
+from schemas.topic_admin import ensure_topics
 from sinks import registry
 from sinks.runner import SinkRunner
 

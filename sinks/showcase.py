@@ -8,7 +8,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from sinks.search.backend import open_backend
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cqrs.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from deploy.stack.toolchain import find_jdk, resolve_jars
 
 HERE = Path(__file__).parent

@@ -37,8 +37,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from cqrs.errors import StackError
-from cqrs.settings import KafkaConfig, Settings, local_kafka_addresses
+from core.errors import StackError
+from core.settings import KafkaConfig, Settings, local_kafka_addresses
 from deploy.stack.processes import LaunchSpec, tcp_open
 from deploy.stack.service import Port, Report, Service
 from deploy.stack.toolchain import Jdk, find_jdk, resolve_jars

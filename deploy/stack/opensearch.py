@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from cqrs.settings import host_and_port
+from core.settings import host_and_port
 from deploy.stack.processes import LaunchSpec
 from deploy.stack.service import Port, Report, Service
 from deploy.stack.toolchain import Jdk, find_jdk, resolve_jars

@@ -15,7 +15,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from cqrs.errors import StackError
+from core.errors import StackError
 from deploy.stack.processes import LaunchSpec, tcp_open
 from deploy.stack.service import Port, Report, Service, hand_over, unprivileged_user
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from cqrs.errors import PrerequisiteError
+from core.errors import PrerequisiteError
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import sys
 
 import httpx
 
-from cqrs.settings import Settings, host_and_port
+from core.settings import Settings, host_and_port
 from deploy.stack.kafka import kafka_services
 from deploy.stack.processes import LaunchSpec
 from deploy.stack.service import Port, Report, Service

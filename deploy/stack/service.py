@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cqrs.errors import PrerequisiteError
-from cqrs.settings import Settings
+from core.errors import PrerequisiteError
+from core.settings import Settings
 from deploy.stack.processes import LaunchSpec
 
 Report = Callable[[str], None]

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import psutil
 
-from cqrs.errors import StackError
-from cqrs.settings import Settings
+from core.errors import StackError
+from core.settings import Settings
 from deploy.stack.kafka import KafkaService, kafka_node_homes, kafka_services
 from deploy.stack.opensearch import OpenSearchService
 from deploy.stack.postgres import PostgresService

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from cqrs.errors import PrerequisiteError, StackError
+from core.errors import PrerequisiteError, StackError
 
 _JDK_ROOTS = (Path("/usr/lib/jvm"), Path("/usr/local/lib/jvm"), Path("/opt/java"))
 _VERSION_LINE = re.compile(r'^JAVA_VERSION="(\d+)', re.MULTILINE)

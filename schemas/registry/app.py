@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cqrs.errors import PipelineError
+from core.errors import PipelineError
 from schemas.registry.state import (
     INVALID_SCHEMA,
     ApiError,

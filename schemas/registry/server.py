@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 
 import uvicorn
 
-from cqrs.observability import Health, start_observability_server
-from cqrs.settings import Settings, host_and_port
+from core.observability import Health, start_observability_server
+from core.settings import Settings, host_and_port
 from schemas.registry.app import build_app
 from schemas.registry.store import KafkaSchemaLog
 

@@ -18,8 +18,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from cqrs.errors import ConfigurationError, StackError
-from cqrs.settings import Settings
+from core.errors import ConfigurationError, StackError
+from core.settings import Settings
 from schemas.registry.state import LogRecord, RegistryState
 
 T = TypeVar("T")

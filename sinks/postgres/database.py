@@ -17,8 +17,8 @@ from contextlib import contextmanager
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from cqrs.errors import SinkError
-from cqrs.settings import PostgresSettings
+from core.errors import SinkError
+from core.settings import PostgresSettings
 
 CONNECT_TIMEOUT_S = 5
 

@@ -12,8 +12,8 @@ import time
 
 import psycopg
 
-from cqrs.errors import SinkError
-from cqrs.settings import Settings
+from core.errors import SinkError
+from core.settings import Settings
 from sinks.postgres.projection import PostgresProjection
 from sinks.postgres.sink import notify_channel
 

@@ -25,7 +25,7 @@ import time
 
 from psycopg import sql
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from schemas.serde import AvroSerde
 from sinks.postgres import schema
 from sinks.postgres.database import Database

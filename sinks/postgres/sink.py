@@ -26,7 +26,7 @@ from typing import Generic, TypeVar
 from prometheus_client import Counter
 from psycopg import sql
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from sinks.base import BatchingSink, EventRecord, Partition, SinkBatch
 from sinks.postgres import schema
 from sinks.postgres.database import Database

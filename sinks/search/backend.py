@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from cqrs.errors import ConfigurationError, SinkError
-from cqrs.settings import SearchSettings
+from core.errors import ConfigurationError, SinkError
+from core.settings import SearchSettings
 
 
 @dataclass(frozen=True)

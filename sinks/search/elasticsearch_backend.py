@@ -17,8 +17,8 @@ from typing import Any, TypeVar, cast
 from elasticsearch import ApiError, Elasticsearch, UnsupportedProductError
 from elasticsearch import ConnectionError as ElasticConnectionError
 
-from cqrs.errors import SinkError
-from cqrs.settings import SearchSettings
+from core.errors import SinkError
+from core.settings import SearchSettings
 from sinks.search.backend import (
     BulkItemResult,
     EngineInfo,

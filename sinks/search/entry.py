@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from schemas.serde import AvroSerde
 from sinks.base import Sink
 from sinks.rebuild import RebuildProgress, RebuildReport

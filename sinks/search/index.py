@@ -15,8 +15,8 @@ import logging
 import re
 from typing import Any
 
-from cqrs.errors import SinkError
-from cqrs.settings import SearchSettings
+from core.errors import SinkError
+from core.settings import SearchSettings
 from sinks.search.backend import ResourceMissingError, SearchBackend
 from sinks.search.mapping import ORDER_MAPPINGS, index_settings, live_settings
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cqrs.settings import SearchSettings
+from core.settings import SearchSettings
 
 SEARCH_TEXT = "search_text"
 

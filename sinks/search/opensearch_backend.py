@@ -18,7 +18,7 @@ from opensearchpy.exceptions import (
 )
 from opensearchpy.exceptions import TransportError
 
-from cqrs.settings import SearchSettings
+from core.settings import SearchSettings
 from sinks.search.backend import (
     BulkItemResult,
     EngineInfo,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from schemas.serde import AvroSerde
 from sinks.rebuild import RebuildProgress, RebuildReport, Replayer, SilentProgress
 from sinks.search.backend import SearchBackend, open_backend

@@ -39,9 +39,9 @@ from typing import Protocol
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from cqrs.errors import SinkError
-from cqrs.metrics import SINK_ERRORS, count_dead_letter
-from cqrs.settings import Settings
+from core.errors import SinkError
+from core.metrics import SINK_ERRORS, count_dead_letter
+from core.settings import Settings
 from sinks.base import BatchingSink, Entry, EventRecord, Partition, SinkBatch
 from sinks.dead_letter import DeadLetterPublisher, headers_of
 from sinks.errors import InvalidEventError

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from cqrs.settings import ProcessorSettings
+from core.settings import ProcessorSettings
 from processors import command_task, fulfilment_task
-from processors.topic_admin import CHANGELOG_CONFIG
+from schemas.topic_admin import CHANGELOG_CONFIG
 from schemas.topics import topic_specs
 from tests.deploy.chart import (
     Manifest,

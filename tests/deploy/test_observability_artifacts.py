@@ -1,7 +1,7 @@
 """The alert rules and the Grafana dashboard speak real PromQL about real metrics.
 
 Every expression is parsed with promql-parser (a port of Prometheus' own parser)
-and may only name metrics that the processes export (cqrs/metrics.py) or
+and may only name metrics that the processes export (core/metrics.py) or
 Prometheus' histogram series of them.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import promql_parser
 from prometheus_client import REGISTRY
 
-import cqrs.metrics  # noqa: F401 - registers the pipeline's metrics
+import core.metrics  # noqa: F401 - registers the pipeline's metrics
 from deploy.topic_manifests import CHART_DIR
 from tests.deploy.chart import render
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from tests.integration.command_stream import CommandStream, ExactlyOnceReport, exactly_once_report
 from tests.integration.kafka_cluster import PrivateKafka
 from tests.integration.pipeline import Pipeline

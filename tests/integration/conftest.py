@@ -12,8 +12,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from core.settings import Settings
 from cqrs.client import CommandClient
-from cqrs.settings import Settings
 from schemas.catalog import SCHEMA_ROOT, SchemaCatalog
 from schemas.registry_client import RegistryClient
 

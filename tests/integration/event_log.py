@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from schemas.serde import AvroSerde
 
 EVENTS = "cqrs.events."

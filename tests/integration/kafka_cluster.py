@@ -37,7 +37,7 @@ import psutil
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._metadata import ClusterMetadata, PartitionMetadata
 
-from cqrs.settings import KAFKA_PORT_STEP, KafkaConfig, Settings, load_settings
+from core.settings import KAFKA_PORT_STEP, KafkaConfig, Settings, load_settings
 from deploy.stack.kafka import KafkaService, kafka_services
 from deploy.stack.processes import running_process
 from deploy.stack.stack import start_service

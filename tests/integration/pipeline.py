@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer
 
+from core.settings import Settings
 from cqrs.children import WORKER_READY
-from cqrs.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde

@@ -12,8 +12,8 @@ import psycopg
 from confluent_kafka.admin import AdminClient
 from psycopg import sql
 
-from cqrs.settings import Settings
-from processors.topic_admin import ensure_topics
+from core.settings import Settings
+from schemas.topic_admin import ensure_topics
 from sinks.runner import SinkRunner
 
 

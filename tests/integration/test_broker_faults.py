@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from tests.integration.broker_faults import (
     FaultOutcome,
     java_partition,

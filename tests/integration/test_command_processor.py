@@ -17,8 +17,8 @@ from confluent_kafka.schema_registry import (
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from core.settings import Settings
 from cqrs.client import CommandClient
-from cqrs.settings import Settings
 from processors.partitioning import partition_for
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient

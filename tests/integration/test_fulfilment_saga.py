@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from core.settings import Settings
 from cqrs.client import CommandClient
-from cqrs.settings import Settings
 from tests.integration.pipeline import Pipeline, wait_until
 
 ADDRESS = {

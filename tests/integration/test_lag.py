@@ -21,10 +21,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from core.observability import Health, start_observability_server
+from core.settings import ObservabilitySettings, Settings
 from cqrs.lag import ConsumerGroup, LagMonitor, PartitionLag
 from cqrs.lag_exporter import LagExporter
-from cqrs.observability import Health, start_observability_server
-from cqrs.settings import ObservabilitySettings, Settings
 from tests.integration.conftest import TopicFactory
 from tests.integration.pipeline import wait_until
 

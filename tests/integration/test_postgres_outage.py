@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from deploy.stack.postgres import PostgresService
 from deploy.stack.processes import launch, stop
-from processors.topic_admin import ensure_topics
+from schemas.topic_admin import ensure_topics
 from tests.integration.event_log import T0, EventLog, line
 from tests.integration.pipeline import wait_until
 from tests.integration.sink_support import (

@@ -18,7 +18,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from schemas.serde import AvroSerde
 from sinks.postgres.sink import PostgresSink
 from sinks.registry import projection

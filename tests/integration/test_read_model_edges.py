@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from sinks.registry import projection
 from sinks.service import prepared_serde
 from tests.integration.event_log import ADDRESS, T0, EventLog, line

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from psycopg import sql
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from sinks.postgres import schema
 from sinks.postgres.database import Database
 from sinks.postgres.order_summary import OrderSummaryProjection

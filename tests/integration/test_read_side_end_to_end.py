@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from core.settings import Settings
 from cqrs.client import CommandClient
-from cqrs.settings import Settings
 from sinks.read_your_writes import ProjectionTimeoutError
 from tests.integration.pipeline import Pipeline, WorkerProcess, wait_until
 from tests.integration.sink_support import drop_read_models, query

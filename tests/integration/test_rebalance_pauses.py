@@ -19,7 +19,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from processors.partitioning import partition_for
 from tests.integration.command_stream import CommandStream, check_exactly_once
 from tests.integration.pipeline import Pipeline

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from tests.integration.pipeline import wait_until
 
 

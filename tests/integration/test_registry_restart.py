@@ -15,7 +15,7 @@ import httpx
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from cqrs.settings import Settings
+from core.settings import Settings
 
 
 def _free_port() -> int:

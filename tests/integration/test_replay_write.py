@@ -12,8 +12,8 @@ import uuid
 import pytest
 from confluent_kafka import Producer
 
+from core.settings import Settings
 from cqrs.client import CommandClient
-from cqrs.settings import Settings
 from processors.partitioning import partition_for
 from processors.replay import changelog_topic
 from processors.table_keys import record_key

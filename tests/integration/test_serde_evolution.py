@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.errors import NotConfluentFramedError, UnknownSchemaIdError, UpcastError
 from schemas.registry_client import RegistryClient

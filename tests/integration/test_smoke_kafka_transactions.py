@@ -6,7 +6,7 @@ import uuid
 
 from confluent_kafka import Consumer, Producer
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from tests.integration.conftest import TopicFactory
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from opensearchpy import NotFoundError, OpenSearch
 
-from cqrs.settings import Settings
+from core.settings import Settings
 
 
 @pytest.fixture

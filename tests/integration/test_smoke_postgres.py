@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cqrs.settings import Settings
+from core.settings import Settings
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from deploy.stack import stack
 
 

@@ -8,9 +8,9 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from cqrs.errors import ConfigurationError
-from cqrs.settings import Settings
-from processors.topic_admin import ensure_topics
+from core.errors import ConfigurationError
+from core.settings import Settings
+from schemas.topic_admin import ensure_topics
 from schemas.topics import topic_specs
 
 

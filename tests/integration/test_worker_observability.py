@@ -9,8 +9,8 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
+from core.settings import Settings
 from cqrs.client import CommandClient
-from cqrs.settings import Settings
 from tests.integration.pipeline import Pipeline, WorkerProcess, wait_until
 
 ENDPOINTS = re.compile(r"metrics and health endpoints on (http://\S+) ")

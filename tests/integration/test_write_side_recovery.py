@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cqrs.settings import Settings
+from core.settings import Settings
 from tests.integration.command_stream import CommandStream, check_exactly_once
 from tests.integration.pipeline import Pipeline
 

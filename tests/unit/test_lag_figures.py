@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
+from core.settings import KafkaSettings, Settings
 from cqrs.cli_lag import format_seconds
 from cqrs.lag import PartitionLag, Probe, lag_of, product_groups, read_from
 from cqrs.lag_exporter import LagGauges
-from cqrs.settings import KafkaSettings, Settings
 
 NOW_MS = 1_700_000_000_000
 

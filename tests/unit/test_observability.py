@@ -12,15 +12,15 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from cqrs import metrics
-from cqrs.errors import ConfigurationError
-from cqrs.observability import (
+from core import metrics
+from core.errors import ConfigurationError
+from core.observability import (
     Health,
     ObservabilityServer,
     beat_forever,
     start_observability_server,
 )
-from cqrs.settings import ObservabilitySettings, Settings
+from core.settings import ObservabilitySettings, Settings
 
 
 class FakeClock:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from cqrs.settings import CONFIG_FILE_ENV, Settings, host_and_port, load_settings
+from core.settings import CONFIG_FILE_ENV, Settings, host_and_port, load_settings
 
 
 @pytest.fixture(autouse=True)

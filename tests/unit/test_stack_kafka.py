@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from cqrs.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from deploy.stack.kafka import (
     KafkaNode,
     cluster_id,

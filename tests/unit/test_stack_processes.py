@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cqrs.errors import PrerequisiteError
+from core.errors import PrerequisiteError
 from deploy.stack.processes import (
     LaunchSpec,
     ensure_port_free,

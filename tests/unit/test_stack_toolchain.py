@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cqrs.errors import PrerequisiteError
+from core.errors import PrerequisiteError
 from deploy.stack import toolchain
 from deploy.stack.toolchain import _pom, find_jdk, resolve_jars
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from cqrs.errors import SinkError
-from cqrs.settings import SearchSettings
+from core.errors import SinkError
+from core.settings import SearchSettings
 from sinks.search.backend import IndexOperation, ResourceMissingError, SearchBackend
 from sinks.search.documents import fold
 from sinks.search.index import OrderIndex

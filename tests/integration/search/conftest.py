@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from cqrs.settings import SearchSettings, Settings
+from core.settings import SearchSettings, Settings
 from sinks.search.backend import SearchBackend, open_backend
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from cqrs.errors import SinkError
-from cqrs.settings import SearchSettings, Settings
+from core.errors import SinkError
+from core.settings import SearchSettings, Settings
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde

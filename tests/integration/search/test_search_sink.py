@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from cqrs.errors import SinkError
-from cqrs.settings import SearchSettings, Settings
+from core.errors import SinkError
+from core.settings import SearchSettings, Settings
 from sinks import registry
 from sinks.base import EventRecord
 from sinks.search.backend import SearchBackend

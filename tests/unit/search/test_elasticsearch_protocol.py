@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from cqrs.errors import SinkError
-from cqrs.settings import SearchSettings, Settings
+from core.errors import SinkError
+from core.settings import SearchSettings, Settings
 from sinks.search.backend import IndexOperation, ResourceMissingError, open_backend
 from sinks.search.elasticsearch_backend import CLIENT_MAJOR, ElasticsearchBackend
 from sinks.search.mapping import ORDER_MAPPINGS

@@ -13,8 +13,8 @@ import logging
 import pytest
 from pydantic import SecretStr
 
-from cqrs.errors import ConfigurationError, SinkError
-from cqrs.settings import SearchSettings, Settings
+from core.errors import ConfigurationError, SinkError
+from core.settings import SearchSettings, Settings
 from sinks.search.backend import open_backend
 from sinks.search.sink import SearchOrdersSink
 from tests.unit.search.events import Refusals

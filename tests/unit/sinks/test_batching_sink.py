@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cqrs.errors import SinkError
+from core.errors import SinkError
 from sinks.base import BatchingSink, EventRecord, SinkBatch
 
 

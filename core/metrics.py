@@ -1,7 +1,7 @@
 """The pipeline's Prometheus metrics, defined once so every process exposes the same names.
 
 All live in prometheus_client's default registry, which ``/metrics`` of the
-observability server (``cqrs.observability``) serves together with the
+observability server (``core.observability``) serves together with the
 client's process and platform collectors.
 
 | metric | type | labels |

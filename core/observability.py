@@ -4,7 +4,7 @@ Each process (``cqrs worker``, ``cqrs saga``, ``cqrs sink run``, ``cqrs lag
 serve``, ``cqrs registry``) serves plain HTTP on ``observability.host:port``:
 
 - ``GET /metrics``: Prometheus text format (the default registry, see
-  ``cqrs.metrics``);
+  ``core.metrics``);
 - ``GET /livez``: 200 while the main loop is responsive, i.e. it called
   ``Health.beat()`` within ``observability.liveness_timeout_s``, else 503;
 - ``GET /readyz``: 200 once the process said ``set_ready(True)`` (partitions
@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-import cqrs.metrics  # noqa: F401 - every process exposes the same metric families
-from cqrs.errors import ConfigurationError
-from cqrs.settings import Settings
+import core.metrics  # noqa: F401 - every process exposes the same metric families
+from core.errors import ConfigurationError
+from core.settings import Settings
 
 log = logging.getLogger("cqrs.observability")
 

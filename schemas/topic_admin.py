@@ -17,8 +17,8 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._metadata import TopicMetadata
 from confluent_kafka.cimpl import NewTopic
 
-from cqrs.errors import ConfigurationError
-from cqrs.settings import Settings
+from core.errors import ConfigurationError
+from core.settings import Settings
 from schemas.topics import TopicSpec, topic_specs
 
 
