@@ -17,6 +17,7 @@ event re-issues commands with the same ids, which aggregates deduplicate.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -29,6 +30,7 @@ from aggregates.order import (
     OrderRejected,
     OrderShipped,
 )
+from cqrs import Issue, Observation, ProcessManager
 
 
 class Stage(StrEnum):
@@ -52,15 +54,6 @@ class Fulfilment:
 
     def all_reserved(self) -> bool:
         return {sku for sku, _ in self.wanted} <= set(self.held)
-
-
-@dataclass(frozen=True)
-class Issue:
-    """A command the process manager sends to one aggregate."""
-
-    aggregate_type: str
-    aggregate_id: str
-    command: order.OrderCommand | inventory.InventoryCommand
 
 
 Observed = (
@@ -123,8 +116,25 @@ def _release_all(
 
 
 def _to_item(sku: str, command: inventory.InventoryCommand) -> Issue:
-    return Issue(inventory.AGGREGATE_TYPE, sku, command)
+    return Issue(sku, command)
 
 
 def _to_order(order_id: str, command: order.OrderCommand) -> Issue:
-    return Issue(order.AGGREGATE_TYPE, order_id, command)
+    return Issue(order_id, command)
+
+
+def correlate(seen: Observation[Observed]) -> str:
+    """The order an event belongs to: a stock event names it, an order event is it."""
+    order_id: str | None = getattr(seen.event, "order_id", None)
+    return order_id or seen.aggregate_id
+
+
+def _react_to(
+    state: Fulfilment, order_id: str, seen: Observation[Observed]
+) -> tuple[Fulfilment, list[Issue]]:
+    return react(state, order_id, seen.aggregate_id, seen.event)
+
+
+PROCESS_MANAGER = ProcessManager(
+    "fulfilment", Fulfilment(), typing.get_args(Observed), correlate, _react_to
+)

@@ -7,16 +7,18 @@ Shipping an order commits its reservation: the units leave the stock.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from aggregates.errors import (
+from aggregates.limits import MAX_UNITS
+from cqrs import (
+    Aggregate,
     AggregateNotFoundError,
     AlreadyExistsError,
     IllegalTransitionError,
     InvalidCommandError,
 )
-from aggregates.limits import MAX_UNITS
 
 AGGREGATE_TYPE = "InventoryItem"
 INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
@@ -225,3 +227,13 @@ def evolve(state: InventoryItem, event: InventoryEvent) -> InventoryItem:
             return replace(
                 state, on_hand=state.on_hand - quantity, reservations=state.without(order_id)
             )
+
+
+AGGREGATE = Aggregate(
+    AGGREGATE_TYPE,
+    InventoryItem(),
+    decide,
+    evolve,
+    typing.get_args(InventoryCommand),
+    typing.get_args(InventoryEvent),
+)

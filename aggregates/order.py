@@ -6,16 +6,18 @@ CANCELLED (from PLACED or CONFIRMED, never once shipped).
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from aggregates.errors import (
+from aggregates.limits import MAX_CENTS, MAX_UNITS
+from cqrs import (
+    Aggregate,
     AggregateNotFoundError,
     AlreadyExistsError,
     IllegalTransitionError,
     InvalidCommandError,
 )
-from aggregates.limits import MAX_CENTS, MAX_UNITS
 
 AGGREGATE_TYPE = "Order"
 
@@ -218,3 +220,13 @@ def evolve(state: Order, event: OrderEvent) -> Order:
             return replace(state, status=OrderStatus.CANCELLED)
         case OrderShipped():
             return replace(state, status=OrderStatus.SHIPPED)
+
+
+AGGREGATE = Aggregate(
+    AGGREGATE_TYPE,
+    Order(),
+    decide,
+    evolve,
+    typing.get_args(OrderCommand),
+    typing.get_args(OrderEvent),
+)

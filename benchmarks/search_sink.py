@@ -279,7 +279,7 @@ def main() -> None:
         }
     )
     ensure_topics(settings)
-    serde = AvroSerde(RegistryClient(settings.registry), SchemaCatalog())
+    serde = AvroSerde(RegistryClient(settings.registry), SchemaCatalog.for_settings(settings))
     client = OpenSearch(hosts=[settings.search.url], timeout=120)
     try:
         started = time.perf_counter()

@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = load_settings()
-    catalog = SchemaCatalog()
+    catalog = SchemaCatalog.for_settings(settings)
     serde = AvroSerde(RegistryClient(settings.registry), catalog)
     parsed = catalog.parsed(RECORD)
     topic = f"bench-{uuid.uuid4().hex[:8]}"

@@ -72,8 +72,10 @@ class Round:
         )
         self.admin = AdminClient(self.settings.kafka.confluent_config())
         self._create_topics()
-        list(register_all(self.settings, SchemaCatalog()))
-        self.serde = AvroSerde(RegistryClient(self.settings.registry), SchemaCatalog())
+        list(register_all(self.settings, SchemaCatalog.for_settings(self.settings)))
+        self.serde = AvroSerde(
+            RegistryClient(self.settings.registry), SchemaCatalog.for_settings(self.settings)
+        )
         self.skus = [f"sku-{index:04d}" for index in range(skus)]
 
     def topic(self, name: str) -> str:

@@ -181,11 +181,18 @@ class ProcessorSettings(_Section):
         description="App id of the command processor: its consumer group, the prefix of "
         "its transactional id and of its changelog <app id>-aggregates-changelog.",
     )
-    saga_app_id: str = Field(
-        default="cqrs-fulfilment",
-        description="App id of the fulfilment process manager: its consumer group, the "
-        "prefix of its transactional id and of its changelog <app id>-fulfilment-changelog.",
+    process_manager_app_id: str = Field(
+        default="cqrs-{name}",
+        pattern=r"^[^{}]*\{name\}[^{}]*$",
+        description="App id of each process manager of the domain, {name} standing for its "
+        "name (cqrs-fulfilment for the shop's): its consumer group, the prefix of its "
+        "transactional id and of its changelog <app id>-<name>-changelog.",
     )
+
+    def process_manager_group(self, name: str) -> str:
+        """The app id (consumer group) of the process manager ``name``."""
+        return self.process_manager_app_id.replace("{name}", name)
+
     store: str = Field(
         default="memory://",
         description="State store; only memory:// (in-memory tables, restored from the "
@@ -357,6 +364,12 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
+    domain: str = Field(
+        default="aggregates.shop:domain",
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="The domain the pipeline runs: package.module:attribute naming a "
+        "cqrs.Domain (the default is the shop, the reference domain).",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)

@@ -1,0 +1,36 @@
+"""The pipeline's public API: what a team imports to declare its domain.
+
+    from cqrs import Aggregate, Domain, DomainError, Upcasters
+
+A domain module builds one ``Domain`` and names it in ``CQRS_DOMAIN``
+(``package.module:attribute``); see docs/domain.md.
+"""
+
+from core.domain import Aggregate, Domain, Issue, Observation, ProcessManager, load_domain
+from core.domain_errors import (
+    AggregateNotFoundError,
+    AlreadyExistsError,
+    DomainError,
+    IllegalTransitionError,
+    InvalidCommandError,
+    VersionConflictError,
+    check_expected_version,
+)
+from core.upcasting import Upcasters
+
+__all__ = [
+    "Aggregate",
+    "AggregateNotFoundError",
+    "AlreadyExistsError",
+    "Domain",
+    "DomainError",
+    "IllegalTransitionError",
+    "InvalidCommandError",
+    "Issue",
+    "Observation",
+    "ProcessManager",
+    "Upcasters",
+    "VersionConflictError",
+    "check_expected_version",
+    "load_domain",
+]

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from core.errors import PipelineError
+from core.domain import Domain, load_domain
+from core.errors import ConfigurationError, PipelineError
 from core.settings import Settings, load_settings
 from cqrs.cli_deploy import deploy_app
 from cqrs.cli_lag import lag_app
@@ -38,6 +39,10 @@ app.add_typer(replay_app, name="replay")
 
 def _settings() -> Settings:
     return load_settings()
+
+
+def _domain(settings: Settings) -> Domain:
+    return load_domain(settings.domain)
 
 
 def _say(line: str) -> None:
@@ -148,12 +153,29 @@ def worker() -> None:
 
 
 @app.command("saga")
-def saga() -> None:
-    """Run the order fulfilment process manager (exactly-once) until stopped."""
-    from processors.worker import fulfilment_task, run
+def saga(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Which process manager of the domain (default: its only one)."),
+    ] = None,
+) -> None:
+    """Run a process manager of the domain (exactly-once) until stopped."""
+    from processors.worker import process_manager_task, run
 
     settings = _worker_settings()
-    run(fulfilment_task(settings), settings, settings.processor.saga_app_id)
+    chosen = name or _only_process_manager(_domain(settings))
+    group = settings.processor.process_manager_group(chosen)
+    run(process_manager_task(settings, chosen), settings, group)
+
+
+def _only_process_manager(domain: Domain) -> str:
+    names = [manager.name for manager in domain.process_managers]
+    if len(names) != 1:
+        raise ConfigurationError(
+            f"domain {domain.name!r} has {len(names)} process managers "
+            f"({', '.join(names) or 'none'}): name the one to run, cqrs saga NAME"
+        )
+    return names[0]
 
 
 def _worker_settings() -> Settings:
@@ -185,7 +207,13 @@ def replay_state(
     from schemas.serde import AvroSerde
 
     settings = _settings()
-    serde = AvroSerde(RegistryClient(settings.registry), SchemaCatalog(), auto_register=False)
+    domain = _domain(settings)
+    serde = AvroSerde(
+        RegistryClient(settings.registry),
+        SchemaCatalog.for_domain(domain),
+        domain.upcasters,
+        auto_register=False,
+    )
 
     with RichProgress() as progress:
         rebuilt = replay.rebuilt_table(settings, serde, progress)

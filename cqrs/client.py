@@ -17,13 +17,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from core.domain import load_domain
 from core.errors import PipelineError
 from core.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
-
-COMMANDS_NAMESPACE = "cqrs.commands."
 
 
 @dataclass(frozen=True)
@@ -49,8 +48,10 @@ class CommandTimeoutError(PipelineError):
 class CommandClient:
     def __init__(self, settings: Settings, catalog: SchemaCatalog | None = None) -> None:
         self._settings = settings
-        self._catalog = catalog or SchemaCatalog()
-        self._serde = AvroSerde(RegistryClient(settings.registry), self._catalog)
+        domain = load_domain(settings.domain)
+        self._namespace = domain.commands_namespace + "."
+        self._catalog = catalog or SchemaCatalog.for_domain(domain)
+        self._serde = AvroSerde(RegistryClient(settings.registry), self._catalog, domain.upcasters)
         prefix = settings.kafka.topic_prefix
         self._commands_topic = prefix + "commands"
         self._results_topic = prefix + "command-results"
@@ -84,8 +85,8 @@ class CommandClient:
         issued_by: str = "cqrs-client",
     ) -> str:
         """Produce a command (e.g. ``"PlaceOrder"``); returns its command id once durable."""
-        full_name = command if "." in command else COMMANDS_NAMESPACE + command
-        if full_name not in self._catalog or not full_name.startswith(COMMANDS_NAMESPACE):
+        full_name = command if "." in command else self._namespace + command
+        if full_name not in self._catalog or not full_name.startswith(self._namespace):
             raise ValueError(f"{command!r} is not a command; one of {self.command_names()}")
         command_id = command_id or str(uuid.uuid4())
         metadata = {
@@ -148,10 +149,8 @@ class CommandClient:
         return wait_for_projection(self._settings, projection, aggregate_id, version, timeout_s)
 
     def command_names(self) -> list[str]:
-        return [
-            name.removeprefix(COMMANDS_NAMESPACE)
-            for name in self._catalog.records(COMMANDS_NAMESPACE)
-        ]
+        namespace = self._namespace
+        return [name.removeprefix(namespace) for name in self._catalog.records(namespace)]
 
     def __enter__(self) -> CommandClient:
         return self

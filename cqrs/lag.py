@@ -46,8 +46,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     OffsetSpec,
 )
 
+from core.domain import load_domain
 from core.errors import PipelineError
 from core.settings import Settings
+from processors.process_manager_task import inbox_topic
 
 SINK_PROJECTIONS = ("order-summary", "inventory-levels", "search-orders", "sales-analytics")
 DEFAULT_EXACT_LIMIT = 1000
@@ -71,7 +73,13 @@ def product_groups(settings: Settings) -> list[ConsumerGroup]:
     processor = settings.processor
     groups = [
         ConsumerGroup(processor.app_id, (prefix + "commands",)),
-        ConsumerGroup(processor.saga_app_id, (prefix + "events",)),
+    ]
+    groups += [
+        ConsumerGroup(
+            processor.process_manager_group(manager.name),
+            (prefix + "events", prefix + inbox_topic(manager.name)),
+        )
+        for manager in load_domain(settings.domain).process_managers
     ]
     groups += [
         ConsumerGroup(f"{prefix}cqrs-sink-{projection}", (prefix + "events",))

@@ -18,11 +18,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core.settings import ProcessorSettings
-from processors import command_task, fulfilment_task
+from core.domain import load_domain
+from core.settings import ProcessorSettings, Settings
+from processors import command_task
+from processors.process_manager_task import changelog_topic
 from schemas.registry.store import TOPIC_CONFIG as SCHEMA_TOPIC_CONFIG
 from schemas.topic_admin import CHANGELOG_CONFIG
-from schemas.topics import TopicSpec, topic_specs
+from schemas.topics import TopicSpec, domain_topic_specs
+
+# The chart renders the default domain's topics (the shop's).
+DEFAULT_DOMAIN = load_domain(Settings.model_fields["domain"].default)
 
 CHART_DIR = Path(__file__).parent / "helm" / "cqrs-pipeline"
 TOPICS_FILE = CHART_DIR / "files" / "topics.json"
@@ -44,7 +49,7 @@ def topic_table() -> dict[str, Any]:
     """What the chart needs to know about every topic, as plain data."""
     return {
         "generatedBy": GENERATED_BY,
-        "productTopics": [_entry(spec) for spec in topic_specs()],
+        "productTopics": [_entry(spec) for spec in domain_topic_specs(DEFAULT_DOMAIN)],
         # The workers' state, one partition per input partition; named by the app ids
         # (the chart runs the default ones), never prefixed.
         "changelogTopics": _changelogs(),
@@ -55,10 +60,10 @@ def topic_table() -> dict[str, Any]:
 
 def _changelogs() -> list[dict[str, Any]]:
     processor = ProcessorSettings()
-    names = {
-        command_task.changelog_topic(processor.app_id): "command processor state",
-        fulfilment_task.changelog_topic(processor.saga_app_id): "fulfilment saga state",
-    }
+    names = {command_task.changelog_topic(processor.app_id): "command processor state"}
+    for manager in DEFAULT_DOMAIN.process_managers:
+        group = processor.process_manager_group(manager.name)
+        names[changelog_topic(group, manager.name)] = f"process manager {manager.name} state"
     config = dict(sorted(CHANGELOG_CONFIG.items()))
     return [{"name": name, "config": config, "key": key} for name, key in names.items()]
 

@@ -16,8 +16,9 @@ from typing import Any, Literal, NamedTuple
 
 import orjson
 
-from aggregates.errors import DomainError, InvalidCommandError, check_expected_version
-from processors.messages import COMMAND_TYPES, KINDS, AggregateKind, event_name
+from core.domain import Aggregate
+from core.domain_errors import DomainError, InvalidCommandError, check_expected_version
+from processors.messages import MessageTypes
 from processors.partitioning import partition_for
 from processors.structs import build, plain
 from processors.table_keys import record_key, result_key, slot_key
@@ -44,7 +45,7 @@ class Envelope(NamedTuple):
 
 class IncomingCommand(NamedTuple):
     avro_name: str
-    kind: AggregateKind
+    kind: Aggregate[Any]
     command: Any
     envelope: Envelope
 
@@ -98,9 +99,9 @@ class AggregateRecord(NamedTuple):
         )
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> AggregateRecord:
+    def from_bytes(cls, data: bytes, kinds: dict[str, Aggregate[Any]]) -> AggregateRecord:
         raw = orjson.loads(data)
-        kind = KINDS[raw["kind"]]
+        kind = kinds[raw["kind"]]
         # Records from before the window had entries of their own carry no count (and a
         # "recent" map, not read): their window starts afresh.
         decided = raw.get("decided", 0)
@@ -125,12 +126,15 @@ class CommandProcessor:
     def __init__(
         self,
         serde: AvroSerde,
+        types: MessageTypes,
         topics: dict[str, str],
+        *,
         clock: Clock | None = None,
         dedup_window: int = 1000,
         command_partitions: int | None = None,
     ) -> None:
         self._serde = serde
+        self._types = types
         self._command_partitions = command_partitions
         self._events_topic = topics["events"]
         self._results_topic = topics["command-results"]
@@ -154,7 +158,7 @@ class CommandProcessor:
         metadata: dict[str, Any] = found if isinstance(found, dict) else {}
         command_id = metadata.get("command_id")
         aggregate_id = metadata.get("aggregate_id")
-        if decoded.full_name not in COMMAND_TYPES:
+        if decoded.full_name not in self._types.commands:
             raise InputRejectedError(
                 "UNKNOWN_COMMAND_TYPE",
                 f"{decoded.full_name} is not a command this processor handles",
@@ -178,7 +182,7 @@ class CommandProcessor:
                 None,
                 decoded.full_name,
             )
-        kind, command_class = COMMAND_TYPES[decoded.full_name]
+        kind, command_class = self._types.commands[decoded.full_name]
         payload = {k: v for k, v in decoded.value.items() if k != "metadata"}
         try:
             command: Any = build(command_class, payload)
@@ -300,7 +304,7 @@ class CommandProcessor:
         parsed = self._parsed.get(aggregate_key)
         if parsed is not None and parsed[0] is stored:
             return parsed[1]
-        record = AggregateRecord.from_bytes(stored)
+        record = AggregateRecord.from_bytes(stored, self._types.kinds)
         self._remember(aggregate_key, stored, record)
         return record
 
@@ -351,7 +355,7 @@ class CommandProcessor:
         )
 
     def _encode_event(self, incoming: IncomingCommand, domain_event: Any, value: Any) -> bytes:
-        name = event_name(domain_event)
+        name = self._types.name_of(domain_event)
         try:
             return self._serde.encode(self._events_topic, name, value)
         except SerializationError as error:

@@ -1,81 +1,33 @@
-"""Which Avro record is which domain command or event, and of which aggregate.
+"""Which Avro record is which command or event of the domain, and of which aggregate.
 
-The contracts (``schemas/avro``) and the domain (``aggregates``) are kept apart;
-this table is the only place that joins them.
+The contracts (the domain's schema folder) and the domain's types are kept apart;
+this look-up, built once from the ``Domain``, is the only place that joins them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from aggregates import inventory, order
-
-COMMANDS_NAMESPACE = "cqrs.commands."
-EVENTS_NAMESPACE = "cqrs.events."
+from core.domain import Aggregate, Domain
+from core.errors import PipelineError
 
 
-@dataclass(frozen=True)
-class AggregateKind:
-    name: str
-    initial: Any
-    decide: Callable[[Any, Any], list[Any]]
-    evolve: Callable[[Any, Any], Any]
-    commands: tuple[type, ...]
-    events: tuple[type, ...]
+class MessageTypes:
+    def __init__(self, domain: Domain) -> None:
+        self.domain = domain
+        self.kinds: dict[str, Aggregate[Any]] = {a.name: a for a in domain.aggregates}
+        self.commands = domain.command_types
+        self.events = domain.event_types
+        self._names: dict[type, str] = {
+            cls: name for name, (_, cls) in (*self.commands.items(), *self.events.items())
+        }
 
-
-ORDER = AggregateKind(
-    order.AGGREGATE_TYPE,
-    order.Order(),
-    order.decide,
-    order.evolve,
-    (order.PlaceOrder, order.ConfirmOrder, order.RejectOrder, order.CancelOrder, order.ShipOrder),
-    (
-        order.OrderPlaced,
-        order.OrderConfirmed,
-        order.OrderRejected,
-        order.OrderCancelled,
-        order.OrderShipped,
-    ),
-)
-INVENTORY = AggregateKind(
-    inventory.AGGREGATE_TYPE,
-    inventory.InventoryItem(),
-    inventory.decide,
-    inventory.evolve,
-    (
-        inventory.RegisterItem,
-        inventory.AdjustStock,
-        inventory.ReserveStock,
-        inventory.ReleaseStock,
-        inventory.CommitStock,
-    ),
-    (
-        inventory.ItemRegistered,
-        inventory.StockAdjusted,
-        inventory.StockReserved,
-        inventory.StockReservationRejected,
-        inventory.StockReleased,
-        inventory.StockCommitted,
-    ),
-)
-KINDS = {kind.name: kind for kind in (ORDER, INVENTORY)}
-
-COMMAND_TYPES: dict[str, tuple[AggregateKind, type]] = {
-    COMMANDS_NAMESPACE + cls.__name__: (kind, cls)
-    for kind in KINDS.values()
-    for cls in kind.commands
-}
-EVENT_TYPES: dict[str, tuple[AggregateKind, type]] = {
-    EVENTS_NAMESPACE + cls.__name__: (kind, cls) for kind in KINDS.values() for cls in kind.events
-}
-
-
-def event_name(event: object) -> str:
-    return EVENTS_NAMESPACE + type(event).__name__
-
-
-def command_name(command: object) -> str:
-    return COMMANDS_NAMESPACE + type(command).__name__
+    def name_of(self, message: object) -> str:
+        """The record full name of a command or event instance."""
+        try:
+            return self._names[type(message)]
+        except KeyError:
+            raise PipelineError(
+                f"{type(message).__name__} is not a command or event of any aggregate of "
+                f"domain {self.domain.name!r}; declare it on its Aggregate"
+            ) from None

@@ -25,11 +25,12 @@ from typing import Any, NamedTuple, Protocol, cast
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from core.domain import load_domain
 from core.errors import PipelineError
 from core.settings import Settings
 from processors.command_processing import AggregateRecord, apply_writes, window_writes
 from processors.command_task import changelog_topic as _changelog_of
-from processors.messages import COMMAND_TYPES, EVENT_TYPES
+from processors.messages import MessageTypes
 from processors.partitioning import partition_for
 from processors.structs import build
 from processors.table_keys import SLOT, aggregate_id, parse, record_key
@@ -66,7 +67,10 @@ def changelog_topic(settings: Settings) -> str:
 
 
 def rebuild(
-    events: Iterable[Decoded], results: Iterable[tuple[Decoded, bytes]], dedup_window: int
+    types: MessageTypes,
+    events: Iterable[Decoded],
+    results: Iterable[tuple[Decoded, bytes]],
+    dedup_window: int,
 ) -> RebuiltTable:
     """The table (by key) from events in log order and the command results as sent.
 
@@ -75,7 +79,7 @@ def rebuild(
     records: dict[str, AggregateRecord] = {}
     aggregate_ids: dict[str, str] = {}
     for decoded in events:
-        kind, event_class = EVENT_TYPES[decoded.full_name]
+        kind, event_class = types.events[decoded.full_name]
         metadata = decoded.value["metadata"]
         key = record_key(kind.name, metadata["aggregate_id"]).decode()
         record = records.get(key) or AggregateRecord(kind.name, 0, kind.initial)
@@ -94,7 +98,7 @@ def rebuild(
         if raw in sent:
             continue
         sent.add(raw)
-        kind = COMMAND_TYPES[result["command_type"]][0]
+        kind = types.commands[result["command_type"]][0]
         key = record_key(kind.name, result["aggregate_id"]).decode()
         decided.setdefault(key, []).append((result["command_id"], raw))
         aggregate_ids[key] = result["aggregate_id"]
@@ -260,7 +264,8 @@ def rebuilt_table(
         for message in read_committed(settings, topics["command-results"], progress)
         if (raw := message.value())
     ]
-    return rebuild(events, results, settings.processor.dedup_window)
+    types = MessageTypes(load_domain(settings.domain))
+    return rebuild(types, events, results, settings.processor.dedup_window)
 
 
 def write_table(settings: Settings, table: RebuiltTable, stale: Iterable[str]) -> None:

@@ -6,14 +6,16 @@ import logging
 import signal
 from pathlib import Path
 
+from core.domain import Domain, load_domain
 from core.errors import ConfigurationError
 from core.observability import Health, start_observability_server
 from core.settings import Settings
 from processors.command_processing import CommandProcessor
 from processors.command_task import CommandTask
-from processors.fulfilment_processing import FulfilmentProcessor
-from processors.fulfilment_task import FulfilmentTask
 from processors.instance import claim_transactional_id
+from processors.messages import MessageTypes
+from processors.process_manager import ProcessManagerProcessor
+from processors.process_manager_task import ProcessManagerTask
 from processors.task import Task
 from processors.transactional_loop import LoopSettings, TransactionalLoop
 from schemas.catalog import SchemaCatalog
@@ -25,20 +27,24 @@ from schemas.topic_admin import ensure_changelog, ensure_topics, partition_count
 log = logging.getLogger("cqrs.worker")
 
 
-def _prepared_serde(settings: Settings) -> AvroSerde:
+def _prepared_serde(settings: Settings, domain: Domain) -> AvroSerde:
     """Topics created and schemas registered (failing fast on an incompatible change)."""
     ensure_topics(settings)
-    catalog = SchemaCatalog()
+    catalog = SchemaCatalog.for_domain(domain)
     list(register_all(settings, catalog))
-    return AvroSerde(RegistryClient(settings.registry), catalog, auto_register=False)
+    return AvroSerde(
+        RegistryClient(settings.registry), catalog, domain.upcasters, auto_register=False
+    )
 
 
 def command_task(settings: Settings) -> CommandTask:
     """The command processor: one writer per aggregate, exactly-once."""
-    serde = _prepared_serde(settings)
+    domain = load_domain(settings.domain)
+    serde = _prepared_serde(settings, domain)
     commands = partition_count(settings, "commands")
     processor = CommandProcessor(
         serde,
+        MessageTypes(domain),
         topic_names(settings),
         dedup_window=settings.processor.dedup_window,
         command_partitions=commands,
@@ -46,12 +52,17 @@ def command_task(settings: Settings) -> CommandTask:
     return CommandTask(processor, topic_names(settings), settings.processor.app_id)
 
 
-def fulfilment_task(settings: Settings) -> FulfilmentTask:
-    """The order fulfilment process manager: events in, commands out, exactly-once."""
-    serde = _prepared_serde(settings)
+def process_manager_task(settings: Settings, name: str) -> ProcessManagerTask:
+    """A process manager of the domain: events in, commands out, exactly-once."""
+    domain = load_domain(settings.domain)
+    try:
+        manager = domain.process_manager(name)
+    except KeyError as error:
+        raise ConfigurationError(str(error.args[0])) from None
+    serde = _prepared_serde(settings, domain)
     topics = topic_names(settings)
-    processor = FulfilmentProcessor(serde, topics["commands"])
-    return FulfilmentTask(processor, topics, settings.processor.saga_app_id)
+    processor = ProcessManagerProcessor(serde, MessageTypes(domain), manager, topics["commands"])
+    return ProcessManagerTask(processor, topics, settings.processor.process_manager_group(name))
 
 
 def run(task: Task, settings: Settings, group_id: str) -> None:

@@ -1,4 +1,8 @@
-"""The local Avro contracts: every ``.avsc`` file under ``schemas/avro``.
+"""The local Avro contracts: the pipeline's own (``schemas/avro``) and a domain's.
+
+The pipeline's envelope records (command and event metadata, results) are under
+``schemas/avro``; a domain's commands, events and views are under its own folder
+(``Domain.schemas``); ``SchemaCatalog.for_domain`` reads both.
 
 One named type per file. Files reference each other's types by full name; the
 catalog resolves the references, validates every schema with fastavro once at
@@ -24,9 +28,11 @@ from typing import Any
 import fastavro
 from fastavro.types import Schema as ParsedSchema
 
+from core.domain import Domain, load_domain
+from core.settings import Settings
 from schemas.errors import SchemaCatalogError
 
-SCHEMA_ROOT = Path(__file__).parent / "avro"
+ENVELOPE_ROOT = Path(__file__).parent / "avro"
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 JsonSchema = dict[str, Any]
 
@@ -47,8 +53,17 @@ def revision_of(schema: Mapping[str, Any]) -> int:
 class SchemaCatalog:
     """All local schemas, parsed once; look-ups by full name."""
 
-    def __init__(self, root: Path = SCHEMA_ROOT) -> None:
-        self._files = {f.full_name: f for f in _read_files(root)}
+    def __init__(self, *roots: Path) -> None:
+        self._roots = (ENVELOPE_ROOT, *roots)
+        self._files: dict[str, SchemaFile] = {}
+        for root in self._roots:
+            for found in _read_files(root):
+                if found.full_name in self._files:
+                    raise SchemaCatalogError(
+                        f"{found.path}: {found.full_name} is also defined by "
+                        f"{self._files[found.full_name].path}"
+                    )
+                self._files[found.full_name] = found
         self._expanded: dict[str, JsonSchema] = {}
         self._parsed: dict[str, ParsedSchema] = {}
         for name in self._files:
@@ -59,6 +74,16 @@ class SchemaCatalog:
                 raise SchemaCatalogError(
                     f"{self._files[name].path}: invalid Avro schema: {error}"
                 ) from error
+
+    @classmethod
+    def for_domain(cls, domain: Domain) -> SchemaCatalog:
+        """The envelope's records and the domain's."""
+        return cls(domain.schemas)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> SchemaCatalog:
+        """The catalog of the domain ``settings.domain`` names."""
+        return cls.for_domain(load_domain(settings.domain))
 
     def __contains__(self, full_name: object) -> bool:
         return full_name in self._files
@@ -106,7 +131,8 @@ class SchemaCatalog:
         try:
             return self._files[full_name]
         except KeyError:
-            raise SchemaCatalogError(f"no schema named {full_name!r} under schemas/avro") from None
+            folders = ", ".join(str(root) for root in self._roots)
+            raise SchemaCatalogError(f"no schema named {full_name!r} under {folders}") from None
 
     def _expand(self, full_name: str) -> JsonSchema:
         defined: set[str] = set()

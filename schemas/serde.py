@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import fastavro
 from fastavro.types import Schema as ParsedSchema
 
+from core.upcasting import Record, Upcaster, Upcasters
 from schemas.catalog import SchemaCatalog, qualified_name, revision_of
 from schemas.errors import (
     AvroDecodeError,
@@ -30,7 +31,6 @@ from schemas.errors import (
     UpcastError,
 )
 from schemas.registry_client import RegistryClient
-from schemas.upcasting import Record, Upcaster, Upcasters
 
 MAGIC = b"\x00"
 HEADER = struct.Struct(">bI")

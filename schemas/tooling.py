@@ -6,25 +6,26 @@ import difflib
 import json
 from collections.abc import Callable, Iterator
 
+from core.domain import load_domain
 from core.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.errors import RegistryError
 from schemas.registry_client import RegistryClient
 from schemas.serde import subject_for
-from schemas.topics import TopicSpec, topic_specs
+from schemas.topics import TopicSpec, domain_topic_specs
 
 SUBJECT_NOT_FOUND = 40401
 
 
 def _subjects(settings: Settings, catalog: SchemaCatalog) -> Iterator[tuple[TopicSpec, str, str]]:
-    for spec in topic_specs():
+    for spec in domain_topic_specs(load_domain(settings.domain)):
         topic = settings.kafka.topic_prefix + spec.name
         for record in spec.records(catalog):
             yield spec, record, subject_for(topic, record)
 
 
 def list_lines(settings: Settings) -> Iterator[str]:
-    catalog = SchemaCatalog()
+    catalog = SchemaCatalog.for_settings(settings)
     registry = RegistryClient(settings.registry)
     for _spec, record, subject in _subjects(settings, catalog):
         try:
@@ -38,7 +39,7 @@ def list_lines(settings: Settings) -> Iterator[str]:
 
 
 def register_all(settings: Settings, catalog: SchemaCatalog | None = None) -> Iterator[str]:
-    catalog = catalog or SchemaCatalog()
+    catalog = catalog or SchemaCatalog.for_settings(settings)
     registry = RegistryClient(settings.registry)
     known = set(registry.subjects())
     for spec, record, subject in _subjects(settings, catalog):
@@ -52,7 +53,7 @@ def check_all(
     settings: Settings, say: Callable[[str], None], catalog: SchemaCatalog | None = None
 ) -> int:
     """Print a diff and the reasons for every incompatible schema; return how many."""
-    catalog = catalog or SchemaCatalog()
+    catalog = catalog or SchemaCatalog.for_settings(settings)
     registry = RegistryClient(settings.registry)
     known = set(registry.subjects())
     failures = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.domain import Domain
 from schemas.catalog import SchemaCatalog
 from schemas.compatibility import CompatibilityMode
 
@@ -33,12 +34,23 @@ class TopicSpec:
         ]
 
 
-def topic_specs(partitions: int = 6) -> list[TopicSpec]:
-    """Every topic the product owns; names are prefixed with ``kafka.topic_prefix`` in use."""
+def domain_topic_specs(domain: Domain, partitions: int = 6) -> list[TopicSpec]:
+    """The topics of ``domain``: its namespace's commands and events, an inbox per
+    process manager."""
+    inboxes = tuple(manager.name for manager in domain.process_managers)
+    return topic_specs(partitions, domain.namespace, inboxes)
+
+
+def topic_specs(
+    partitions: int = 6, namespace: str = "cqrs", inboxes: tuple[str, ...] = ("fulfilment",)
+) -> list[TopicSpec]:
+    """Every topic the product owns; names are prefixed with ``kafka.topic_prefix`` in use.
+    ``namespace`` is the domain's (``Domain.namespace``): its commands and events travel
+    on ``commands`` and ``events``."""
     return [
         TopicSpec(
             "commands",
-            "cqrs.commands",
+            f"{namespace}.commands",
             partitions,
             {"retention.ms": "604800000"},
             CompatibilityMode.BACKWARD_TRANSITIVE,
@@ -54,7 +66,7 @@ def topic_specs(partitions: int = 6) -> list[TopicSpec]:
         ),
         TopicSpec(
             "events",
-            "cqrs.events",
+            f"{namespace}.events",
             partitions,
             {"retention.ms": "-1"},
             CompatibilityMode.BACKWARD_TRANSITIVE,
@@ -84,12 +96,15 @@ def topic_specs(partitions: int = 6) -> list[TopicSpec]:
             CompatibilityMode.BACKWARD,
             "granularity/window start/sku/currency",
         ),
-        TopicSpec(
-            "fulfilment-inbox",
-            "",  # the events' own bytes, re-keyed: no subjects of its own
-            partitions,
-            {"retention.ms": "604800000"},
-            key="order id",
+        *(
+            TopicSpec(
+                f"{name}-inbox",
+                "",  # the events' own bytes, re-keyed: no subjects of its own
+                partitions,
+                {"retention.ms": "604800000"},
+                key=f"{name} instance (its correlation key)",
+            )
+            for name in inboxes
         ),
         TopicSpec(
             "commands-dlq",

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from core.domain import load_domain
 from core.observability import Health, beat_interval, start_observability_server
 from core.settings import Settings
 from schemas.catalog import SchemaCatalog
@@ -34,9 +35,12 @@ YOUNG_GC_THRESHOLD = 10_000  # allocations between collections of the youngest g
 def prepared_serde(settings: Settings) -> AvroSerde:
     """Topics created (or verified) and schemas registered; a serde that never registers."""
     ensure_topics(settings)
-    catalog = SchemaCatalog()
+    domain = load_domain(settings.domain)
+    catalog = SchemaCatalog.for_domain(domain)
     list(register_all(settings, catalog))
-    return AvroSerde(RegistryClient(settings.registry), catalog, auto_register=False)
+    return AvroSerde(
+        RegistryClient(settings.registry), catalog, domain.upcasters, auto_register=False
+    )
 
 
 def build_runner(

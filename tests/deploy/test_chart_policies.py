@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from core.settings import ProcessorSettings
-from processors import command_task, fulfilment_task
+from processors import command_task, process_manager_task
 from schemas.topic_admin import CHANGELOG_CONFIG
 from schemas.topics import topic_specs
 from tests.deploy.chart import (
@@ -221,7 +221,9 @@ def test_topics_match_schemas_topics_py(rendered: Rendered) -> None:
     processor = ProcessorSettings()
     for changelog in (
         command_task.changelog_topic(processor.app_id),
-        fulfilment_task.changelog_topic(processor.saga_app_id),
+        process_manager_task.changelog_topic(
+            processor.process_manager_group("fulfilment"), "fulfilment"
+        ),
     ):
         topic = by_topic.pop(changelog)
         assert topic["spec"]["partitions"] == partitions

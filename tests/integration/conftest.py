@@ -12,9 +12,10 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from aggregates.shop import domain as shop
 from core.settings import Settings
 from cqrs.client import CommandClient
-from schemas.catalog import SCHEMA_ROOT, SchemaCatalog
+from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 
 TopicFactory = Callable[..., str]
@@ -54,7 +55,7 @@ def registry(local_stack: Settings) -> Iterator[RegistryClient]:
 
 @pytest.fixture(scope="session")
 def catalog() -> SchemaCatalog:
-    return SchemaCatalog()
+    return SchemaCatalog.for_domain(shop)
 
 
 @pytest.fixture
@@ -65,8 +66,8 @@ def evolved_catalog(
 
     def make(full_name: str, change: Callable[[dict[str, Any]], None]) -> SchemaCatalog:
         root = tmp_path / "avro"
-        shutil.copytree(SCHEMA_ROOT, root, dirs_exist_ok=True)
-        path = root / SchemaCatalog().path(full_name).relative_to(SCHEMA_ROOT)
+        shutil.copytree(shop.schemas, root, dirs_exist_ok=True)
+        path = root / SchemaCatalog.for_domain(shop).path(full_name).relative_to(shop.schemas)
         definition = json.loads(path.read_text())
         change(definition)
         path.write_text(json.dumps(definition))

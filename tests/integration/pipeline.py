@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer
 
+from core.domain import load_domain
 from core.settings import Settings
 from cqrs.children import WORKER_READY
 from schemas.catalog import SchemaCatalog
@@ -49,6 +50,7 @@ class Pipeline:
         partitions: int = 3,
         bootstrap: str | None = None,
         replication_factor: int = 1,
+        domain: str = "aggregates.shop:domain",
     ) -> Pipeline:
         """``bootstrap`` points the pipeline at another Kafka cluster than the stack's (the
         stack's registry still serves the schemas)."""
@@ -56,11 +58,12 @@ class Pipeline:
         prefix = f"p{run}-"
         servers = bootstrap or stack.kafka.bootstrap_servers
         env = {
+            "CQRS_DOMAIN": domain,
             "CQRS_KAFKA__BOOTSTRAP_SERVERS": servers,
             "CQRS_PROCESSOR__REPLICATION_FACTOR": str(replication_factor),
             "CQRS_KAFKA__TOPIC_PREFIX": prefix,
             "CQRS_PROCESSOR__APP_ID": f"p{run}-commands",
-            "CQRS_PROCESSOR__SAGA_APP_ID": f"p{run}-fulfilment",
+            "CQRS_PROCESSOR__PROCESS_MANAGER_APP_ID": f"p{run}-{{name}}",
             "CQRS_PROCESSOR__PARTITIONS": str(partitions),
             "CQRS_PROCESSOR__DATADIR": str(datadir),
             # Several processes share this host: each serves /metrics on a free port.
@@ -68,6 +71,7 @@ class Pipeline:
         }
         settings = stack.model_copy(
             update={
+                "domain": domain,
                 "kafka": stack.kafka.model_copy(
                     update={"topic_prefix": prefix, "bootstrap_servers": servers}
                 ),
@@ -75,7 +79,7 @@ class Pipeline:
                     update={
                         "replication_factor": replication_factor,
                         "app_id": env["CQRS_PROCESSOR__APP_ID"],
-                        "saga_app_id": env["CQRS_PROCESSOR__SAGA_APP_ID"],
+                        "process_manager_app_id": env["CQRS_PROCESSOR__PROCESS_MANAGER_APP_ID"],
                         "partitions": partitions,
                         "datadir": datadir,
                     }
@@ -111,7 +115,9 @@ class Pipeline:
         )
 
     def serde(self) -> AvroSerde:
-        return AvroSerde(RegistryClient(self.settings.registry), SchemaCatalog())
+        domain = load_domain(self.settings.domain)
+        catalog = SchemaCatalog.for_domain(domain)
+        return AvroSerde(RegistryClient(self.settings.registry), catalog, domain.upcasters)
 
     def read(self, topic: str, idle_s: float = 2.0) -> list[Record]:
         return read_topic(self.settings, self.settings.kafka.topic_prefix + topic, idle_s)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from aggregates.shop import domain as shop
 from processors.command_processing import (
     AggregateRecord,
     CommandProcessor,
@@ -20,6 +21,7 @@ from processors.command_processing import (
     Outcome,
     apply_writes,
 )
+from processors.messages import MessageTypes
 from processors.replay import rebuild
 from processors.table_keys import aggregate_id, parse, record_key, result_key
 from schemas.catalog import SchemaCatalog
@@ -28,6 +30,8 @@ from schemas.serde import AvroSerde
 from tests.integration.event_log import ADDRESS
 
 WINDOW = 3
+
+SHOP_TYPES = MessageTypes(shop)
 
 
 @pytest.fixture
@@ -46,7 +50,7 @@ class Processing:
 
     def __init__(self, serde: AvroSerde, topics: dict[str, str]) -> None:
         self.serde, self.topics = serde, topics
-        self.processor = CommandProcessor(serde, topics, dedup_window=WINDOW)
+        self.processor = CommandProcessor(serde, SHOP_TYPES, topics, dedup_window=WINDOW)
         self.table: dict[bytes, bytes] = {}
         self.results: list[bytes] = []  # every result sent, in order
 
@@ -110,7 +114,9 @@ def test_the_window_keeps_the_last_results_in_a_constant_number_of_entries(
 
     entries = processing.entries_of(sku)
     remembered = {parse(key).detail for key in entries if parse(key).entry == "~result"}
-    record = AggregateRecord.from_bytes(entries[record_key("InventoryItem", sku).decode()])
+    record = AggregateRecord.from_bytes(
+        entries[record_key("InventoryItem", sku).decode()], SHOP_TYPES.kinds
+    )
     assert remembered == {"c-7", "c-8", "c-9"}
     assert len(entries) == 1 + 2 * WINDOW
     assert (record.version, record.decided) == (10, 10)
@@ -151,6 +157,7 @@ def test_the_table_rebuilt_from_events_and_results_is_the_live_table(
     _restock(processing, f"{skus[0]}-6", skus[0])  # a repeat: its result is sent again
 
     rebuilt = rebuild(
+        SHOP_TYPES,
         (serde.decode(value) for value in events),
         [(serde.decode(value), value) for value in processing.results],
         WINDOW,

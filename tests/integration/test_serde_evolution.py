@@ -11,11 +11,11 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from core.settings import Settings
+from core.upcasting import Upcasters
 from schemas.catalog import SchemaCatalog
 from schemas.errors import NotConfluentFramedError, UnknownSchemaIdError, UpcastError
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde, frame
-from schemas.upcasting import Upcasters
 from tests.integration.conftest import TopicFactory
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from aggregates.shop import domain as shop
 from core.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
@@ -56,7 +57,7 @@ def sink_settings(local_stack: Settings) -> Iterator[Settings]:
 
 
 def serde_for(settings: Settings) -> AvroSerde:
-    return AvroSerde(RegistryClient(settings.registry), SchemaCatalog())
+    return AvroSerde(RegistryClient(settings.registry), SchemaCatalog.for_domain(shop))
 
 
 def start(runner: SinkRunner) -> threading.Thread:

@@ -9,6 +9,7 @@ from typing import Any
 import avro.schema
 import pytest
 
+from aggregates.shop import domain as shop
 from schemas.catalog import SchemaCatalog
 from schemas.errors import NotConfluentFramedError, SchemaCatalogError
 from schemas.serde import frame, subject_for, unframe
@@ -17,7 +18,7 @@ from schemas.topics import topic_specs
 
 @pytest.fixture(scope="module")
 def catalog() -> SchemaCatalog:
-    return SchemaCatalog()
+    return SchemaCatalog.for_domain(shop)
 
 
 def _fields(node: Any) -> list[dict[str, Any]]:

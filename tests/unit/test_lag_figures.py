@@ -47,7 +47,8 @@ def test_product_groups_follow_the_naming_contract() -> None:
     settings = Settings(kafka=KafkaSettings(topic_prefix="t1-"))
     groups = {group.group: group.topics for group in product_groups(settings)}
     assert groups[settings.processor.app_id] == ("t1-commands",)
-    assert groups[settings.processor.saga_app_id] == ("t1-events",)
+    # The shop's process manager reads the events and its own inbox.
+    assert groups["cqrs-fulfilment"] == ("t1-events", "t1-fulfilment-inbox")
     for projection in ("order-summary", "inventory-levels", "search-orders", "sales-analytics"):
         assert groups[f"t1-cqrs-sink-{projection}"] == ("t1-events",)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from aggregates.shop import domain as shop
 from core.errors import SinkError
 from core.settings import SearchSettings, Settings
 from schemas.catalog import SchemaCatalog
@@ -61,7 +62,7 @@ def live(
 ) -> Iterator[LiveSink]:
     with isolated(local_stack, partitions=2) as base:
         settings = base.model_copy(update={"search": search_settings})
-        serde = AvroSerde(RegistryClient(settings.registry), SchemaCatalog())
+        serde = AvroSerde(RegistryClient(settings.registry), SchemaCatalog.for_domain(shop))
         log = EventLog(settings, serde)
         runner = SinkRunner(build_search_sink(settings), settings, serde)
         thread = threading.Thread(target=runner.run, kwargs={"install_signal_handlers": False})

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregates import inventory, order
-from aggregates.fulfilment import Fulfilment, Issue, Observed, Stage, react
+from aggregates.fulfilment import Fulfilment, Observed, Stage, react
 from aggregates.inventory import StockReservationRejected, StockReserved
 from aggregates.order import (
     Address,
@@ -16,6 +16,7 @@ from aggregates.order import (
     OrderRejected,
     OrderShipped,
 )
+from cqrs import Issue
 
 ADDRESS = Address("Ada", "1 Loop", "Paris", "75001", "FR")
 PLACED = OrderPlaced("c", (OrderLine("a", 1, 100), OrderLine("b", 2, 50)), ADDRESS, "EUR", 200)
@@ -30,11 +31,11 @@ def run(*steps: tuple[str, Observed]) -> tuple[Fulfilment, list[Issue]]:
 
 
 def item(sku: str, command: inventory.InventoryCommand) -> Issue:
-    return Issue("InventoryItem", sku, command)
+    return Issue(sku, command)
 
 
 def the_order(command: order.OrderCommand) -> Issue:
-    return Issue("Order", "o-1", command)
+    return Issue("o-1", command)
 
 
 def test_happy_path_reserves_every_line_then_confirms() -> None:

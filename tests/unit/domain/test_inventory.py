@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregates.errors import DomainError
 from aggregates.inventory import (
     AdjustmentReason,
     AdjustStock,
@@ -27,6 +26,7 @@ from aggregates.inventory import (
     evolve,
 )
 from aggregates.limits import MAX_UNITS
+from core.domain_errors import DomainError
 
 RESTOCK_10 = StockAdjusted(10, AdjustmentReason.RESTOCK)
 

@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregates.errors import DomainError
 from aggregates.limits import MAX_CENTS, MAX_UNITS
 from aggregates.order import (
     Address,
@@ -28,6 +27,7 @@ from aggregates.order import (
     decide,
     evolve,
 )
+from core.domain_errors import DomainError
 
 ADDRESS = Address("Ada", "1 Loop", "Paris", "75001", "FR")
 LINES = (OrderLine("sku-1", 2, 1250), OrderLine("sku-2", 1, 0))

@@ -1,0 +1,209 @@
+"""A team's domain, declared: its aggregates, their commands and events, its Avro contracts.
+
+The pipeline runs whatever domain ``CQRS_DOMAIN`` names (``package.module:attribute``,
+an object of type ``Domain``); every process and command derives what it handles
+from it. What a team writes here is pure: state, ``decide`` and ``evolve`` are plain
+functions over frozen dataclasses, with no Kafka and no IO.
+
+An aggregate's commands and events are dataclasses whose class names are the Avro
+record names under the domain's namespace: ``PlaceOrder`` is
+``<namespace>.commands.PlaceOrder``, ``OrderPlaced`` is ``<namespace>.events.OrderPlaced``,
+each defined by an ``.avsc`` file under the domain's schema folder (which may also hold
+shared types). The envelope records (``cqrs.envelope.*``: command metadata, event
+metadata, results) are the pipeline's own and available to every domain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from core.errors import ConfigurationError
+from core.upcasting import Upcasters
+
+State = TypeVar("State")
+Event = TypeVar("Event")
+
+
+@dataclass(frozen=True)
+class Aggregate(Generic[State]):
+    """One aggregate type: the state of one instance is ``evolve`` folded over its events,
+    starting from ``initial``; ``decide`` turns a command into events or raises a
+    ``DomainError`` (the command is rejected with its code)."""
+
+    name: str  # the aggregate type, as events and results carry it (e.g. "Order")
+    initial: State
+    decide: Callable[[State, Any], Sequence[Any]]
+    evolve: Callable[[State, Any], State]
+    commands: tuple[type, ...]
+    events: tuple[type, ...]
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"aggregate name {self.name!r} must be an identifier")
+        if not dataclasses.is_dataclass(self.initial) or isinstance(self.initial, type):
+            raise ValueError(f"{self.name}: initial must be a dataclass instance")
+        for role, types in (("command", self.commands), ("event", self.events)):
+            if not types:
+                raise ValueError(f"{self.name}: declares no {role} types")
+            for declared in types:
+                if not (isinstance(declared, type) and dataclasses.is_dataclass(declared)):
+                    raise ValueError(f"{self.name}: {role} type {declared!r} is not a dataclass")
+
+
+@dataclass(frozen=True)
+class Observation(Generic[Event]):
+    """An event as a process manager sees it: the fact and where it came from."""
+
+    event: Event
+    aggregate_type: str  # of the aggregate that emitted it
+    aggregate_id: str
+    event_id: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A command a process manager sends to one aggregate (the command's class says
+    which aggregate type)."""
+
+    aggregate_id: str
+    command: Any
+
+
+@dataclass(frozen=True)
+class ProcessManager(Generic[State]):
+    """A long-running flow across aggregates (a saga): it observes events, keeps one
+    state per flow instance, and reacts with commands.
+
+    ``correlate`` says which instance an observed event belongs to (e.g. the order id
+    of a stock reservation); every event of one instance reaches the same worker,
+    where ``react(state, key, observation)`` returns the instance's new state and the
+    commands to send. Commands are issued with ids derived from the causing event's
+    id, so an event delivered again issues the same commands, which the aggregates
+    answer once."""
+
+    name: str  # names its consumer group, inbox topic ``<name>-inbox`` and state table
+    initial: State
+    observes: tuple[type, ...]  # the event classes it reacts to
+    correlate: Callable[[Observation[Any]], str]
+    react: Callable[[State, str, Observation[Any]], tuple[State, Sequence[Issue]]]
+
+    def __post_init__(self) -> None:
+        if not self.name.replace("-", "_").isidentifier() or self.name != self.name.lower():
+            raise ValueError(f"process manager name {self.name!r}: lower case, digits, dashes")
+        if not dataclasses.is_dataclass(self.initial) or isinstance(self.initial, type):
+            raise ValueError(f"{self.name}: initial must be a dataclass instance")
+        if not self.observes:
+            raise ValueError(f"{self.name}: observes no event type")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Everything the pipeline needs to know about a team's domain."""
+
+    name: str
+    aggregates: tuple[Aggregate[Any], ...]
+    schemas: Path  # folder of the domain's .avsc files (any depth)
+    namespace: str = "cqrs"  # Avro namespace root of its commands and events
+    upcasters: Upcasters = field(default_factory=Upcasters)
+    process_managers: tuple[ProcessManager[Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.aggregates:
+            raise ValueError(f"domain {self.name!r} declares no aggregate")
+        managers = [manager.name for manager in self.process_managers]
+        if len(set(managers)) != len(managers):
+            raise ValueError(f"domain {self.name!r}: process manager names repeat: {managers}")
+        events = {declared for aggregate in self.aggregates for declared in aggregate.events}
+        for manager in self.process_managers:
+            if unknown := [t.__name__ for t in manager.observes if t not in events]:
+                raise ValueError(
+                    f"{manager.name} observes events no aggregate of {self.name!r} emits: {unknown}"
+                )
+        names = [aggregate.name for aggregate in self.aggregates]
+        if len(set(names)) != len(names):
+            raise ValueError(f"domain {self.name!r}: aggregate names repeat: {names}")
+        for role, records in (("command", self.command_types), ("event", self.event_types)):
+            classes = [
+                declared
+                for aggregate in self.aggregates
+                for declared in (aggregate.commands if role == "command" else aggregate.events)
+            ]
+            if len(records) != len(classes):
+                raise ValueError(
+                    f"domain {self.name!r}: two aggregates declare a {role} of the same name"
+                )
+
+    @property
+    def commands_namespace(self) -> str:
+        return f"{self.namespace}.commands"
+
+    @property
+    def events_namespace(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def command_types(self) -> dict[str, tuple[Aggregate[Any], type]]:
+        """Record full name → (aggregate, command class)."""
+        return {
+            f"{self.commands_namespace}.{declared.__name__}": (aggregate, declared)
+            for aggregate in self.aggregates
+            for declared in aggregate.commands
+        }
+
+    @property
+    def event_types(self) -> dict[str, tuple[Aggregate[Any], type]]:
+        """Record full name → (aggregate, event class)."""
+        return {
+            f"{self.events_namespace}.{declared.__name__}": (aggregate, declared)
+            for aggregate in self.aggregates
+            for declared in aggregate.events
+        }
+
+    def process_manager(self, name: str) -> ProcessManager[Any]:
+        for manager in self.process_managers:
+            if manager.name == name:
+                return manager
+        known = ", ".join(m.name for m in self.process_managers) or "none"
+        raise KeyError(f"no process manager {name!r} in domain {self.name!r} ({known})")
+
+    def aggregate(self, name: str) -> Aggregate[Any]:
+        for aggregate in self.aggregates:
+            if aggregate.name == name:
+                return aggregate
+        raise KeyError(name)
+
+
+@cache
+def load_domain(spec: str) -> Domain:
+    """The ``Domain`` that ``package.module:attribute`` names; a ConfigurationError that
+    says what is wrong otherwise."""
+    setting = f"CQRS_DOMAIN={spec!r}"
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(f"{setting}: expected package.module:attribute")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigurationError(
+            f"{setting}: cannot import {module_name} ({error}); is its package installed?"
+        ) from error
+    found = getattr(module, attribute, None)
+    if found is None:
+        raise ConfigurationError(f"{setting}: {module_name} has no attribute {attribute}")
+    if not isinstance(found, Domain):
+        raise ConfigurationError(
+            f"{setting}: {module_name}.{attribute} is a {type(found).__name__}, not a Domain"
+        )
+    if not found.schemas.is_dir():
+        raise ConfigurationError(
+            f"{setting}: the domain's schema folder {found.schemas} does not exist"
+        )
+    return found

@@ -1,0 +1,77 @@
+"""A process manager as a task (see ``process_manager``).
+
+One consumer group reads two topics. Events from ``events`` (keyed by
+aggregate id) that the process manager observes are forwarded to its inbox
+``<name>-inbox``, keyed by flow instance; records of the inbox reach the
+partition that holds the instance's state, where ``react`` decides the commands
+to send. Each step's output, state write and offset commit in one
+transaction, so a crash between the two steps loses and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import Message
+
+from core.metrics import count_dead_letter
+from processors.dead_letters import dead_letter_output
+from processors.process_manager import ProcessManagerProcessor
+from processors.state import StateReader, StateWrite
+from processors.task import Output, StateSpec, Step
+from schemas.errors import SerializationError
+
+log = logging.getLogger("cqrs.process_manager")
+
+
+class ProcessManagerTask:
+    def __init__(
+        self, processor: ProcessManagerProcessor, topics: dict[str, str], app_id: str
+    ) -> None:
+        manager = processor.manager
+        self.name = f"process-manager-{manager.name}"
+        self._processor = processor
+        self._events, self._inbox = topics["events"], topics[inbox_topic(manager.name)]
+        self._commands, self._dead_letters = topics["commands"], topics["events-dlq"]
+        self.topics = [self._events, self._inbox]
+        self.outputs = [self._inbox, self._commands, self._dead_letters]
+        self.state: StateSpec | None = StateSpec(self._inbox, changelog_topic(app_id, manager.name))
+
+    def process(self, message: Message, state: StateReader | None) -> Step:
+        if message.topic() == self._inbox:
+            assert state is not None
+            return self._react(message, state)
+        return self._route(message)
+
+    def _route(self, message: Message) -> Step:
+        try:
+            observed = self._processor.read(message.value())
+        except (SerializationError, KeyError, TypeError, ValueError) as error:
+            count_dead_letter(self.name)
+            return Step([dead_letter_output(self._dead_letters, message, error, self.name, log)])
+        if observed is None:
+            return Step()
+        return Step([Output(self._inbox, observed.key.encode(), message.value())])
+
+    def _react(self, message: Message, state: StateReader) -> Step:
+        # Only the router writes here, and it forwards events it has already read.
+        observed = self._processor.read(message.value())
+        if observed is None:
+            return Step()
+        key = observed.key.encode()
+        reaction = self._processor.process(observed, state.get(key))
+        outputs = [Output(self._commands, k, v) for k, v in reaction.commands]
+        writes: list[StateWrite] = (
+            [] if reaction.record is None else [(key, reaction.record.to_bytes())]
+        )
+        return Step(outputs, writes)
+
+
+def inbox_topic(name: str) -> str:
+    """A process manager's inbox (before the topic prefix): ``<name>-inbox``."""
+    return f"{name}-inbox"
+
+
+def changelog_topic(app_id: str, name: str) -> str:
+    """A process manager's state changelog: ``<app id>-<name>-changelog``."""
+    return f"{app_id}-{name}-changelog"

@@ -1,0 +1,112 @@
+"""A domain that is not the shop (``tests/library``), run by ``cqrs worker`` end to end.
+
+It is built only with the public API and selected with ``CQRS_DOMAIN``: its
+commands are decided, its events written under its own namespace, its
+rejections, repeats and version conflicts answered as the shop's are, and its
+table rebuilt from its own log by ``cqrs replay state``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from core.settings import Settings
+from cqrs.client import CommandClient
+from schemas.registry_client import RegistryClient
+from tests.integration.pipeline import Pipeline, wait_until
+
+LIBRARY = "tests.library.domain:domain"
+
+
+@pytest.fixture(scope="module")
+def pipeline(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    pipeline = Pipeline.create(
+        local_stack,
+        tmp_path_factory.mktemp("logs"),
+        tmp_path_factory.mktemp("state"),
+        domain=LIBRARY,
+    )
+    with pipeline.running("worker", "saga"):  # the saga: the library's only one, loans
+        yield pipeline
+
+
+def test_the_library_decides_its_own_commands_into_its_own_events(
+    client: CommandClient, pipeline: Pipeline
+) -> None:
+    book = f"book-{uuid.uuid4().hex[:6]}"
+    added = client.send_and_wait("AddBook", book, {"title": "Dubliners"})
+    lent = client.send_and_wait("LendBook", book, {"member": "m-1"}, expected_version=1)
+    again = client.send_and_wait("LendBook", book, {"member": "m-2"})
+    twice = client.send_and_wait("AddBook", book, {"title": "Ulysses"})
+
+    assert (added.status, added.version) == ("ACCEPTED", 1)
+    assert (lent.status, lent.version) == ("ACCEPTED", 2)
+    assert (again.status, again.rejection_code) == ("REJECTED", "ON_LOAN")
+    assert (twice.status, twice.rejection_code) == ("REJECTED", "BOOK_EXISTS")
+    events = pipeline.events(book)
+    assert [e["type"] for e in events] == ["BookAdded", "BookLent"]
+    assert [e["metadata"]["aggregate_type"] for e in events] == ["Book", "Book"]
+    assert [e["metadata"]["sequence"] for e in events] == [1, 2]
+    assert events[1]["member"] == "m-1"
+    subjects = RegistryClient(pipeline.settings.registry).subjects()
+    prefix = pipeline.settings.kafka.topic_prefix
+    assert f"{prefix}events-library.events.BookLent" in subjects
+    assert f"{prefix}commands-library.commands.AddBook" in subjects
+    assert not any("cqrs.events.OrderPlaced" in s for s in subjects if s.startswith(prefix))
+
+
+def test_repeats_and_version_conflicts_are_answered_as_for_any_domain(
+    client: CommandClient, pipeline: Pipeline
+) -> None:
+    book = f"book-{uuid.uuid4().hex[:6]}"
+    command_id = str(uuid.uuid4())
+    first = client.send_and_wait("AddBook", book, {"title": "Emma"}, command_id=command_id)
+    repeated = client.send_and_wait("AddBook", book, {"title": "Emma"}, command_id=command_id)
+    stale = client.send_and_wait("LendBook", book, {"member": "m-1"}, expected_version=0)
+
+    assert repeated == first
+    assert (stale.status, stale.rejection_code, stale.current_version) == (
+        "REJECTED",
+        "VERSION_CONFLICT",
+        1,
+    )
+    assert len(pipeline.events(book)) == 1
+    with pytest.raises(ValueError, match="one of \\['AddBook', 'LendBook', 'RecordLoan'\\]"):
+        client.send("PlaceOrder", book, {})
+
+
+def test_its_process_manager_turns_each_loan_into_a_command_for_the_member(
+    client: CommandClient, pipeline: Pipeline
+) -> None:
+    member = f"member-{uuid.uuid4().hex[:6]}"
+    books = [f"book-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    for book in books:
+        client.send_and_wait("AddBook", book, {"title": book})
+        assert client.send_and_wait("LendBook", book, {"member": member}).accepted
+
+    def two_recorded() -> list[dict[str, Any]]:
+        found = pipeline.events(member)
+        return found if len(found) == 2 else []
+
+    recorded = wait_until(two_recorded, what=f"two LoanRecorded for {member}")
+    assert [e["type"] for e in recorded] == ["LoanRecorded", "LoanRecorded"]
+    assert sorted(e["book"] for e in recorded) == sorted(books)
+    assert {e["metadata"]["aggregate_type"] for e in recorded} == {"Member"}
+    issued = [r for r in pipeline.read("commands") if r[0] == member.encode()]
+    commands = [pipeline.serde().decode(value).value["metadata"] for _, value, _ in issued]
+    assert [c["issued_by"] for c in commands] == ["cqrs-loans", "cqrs-loans"]
+    lent = {e["metadata"]["event_id"] for b in books for e in pipeline.events(b)[1:]}
+    assert {c["causation_id"] for c in commands} == lent
+
+
+def test_replay_rebuilds_the_library_table_from_its_log(pipeline: Pipeline) -> None:
+    replayed = pipeline.cli("replay", "state")
+
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    found = re.search(r"(\d+) aggregates rebuilt from the event log; 0 differ", replayed.stdout)
+    assert found and int(found.group(1)) >= 2, replayed.stdout  # the books of the tests above

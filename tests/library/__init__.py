@@ -1,0 +1,1 @@
+"""A second domain, unlike the shop, built only on the public API (docs/domain.md)."""
