@@ -8,16 +8,25 @@ table rebuilt from its own log by ``cqrs replay state``.
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
+from confluent_kafka import Producer
 
+from core.domain import load_domain
 from core.settings import Settings
 from cqrs.client import CommandClient
+from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
+from schemas.topic_admin import ensure_topics
 from tests.integration.pipeline import Pipeline, wait_until
 
 LIBRARY = "tests.library.domain:domain"
@@ -110,3 +119,47 @@ def test_replay_rebuilds_the_library_table_from_its_log(pipeline: Pipeline) -> N
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     found = re.search(r"(\d+) aggregates rebuilt from the event log; 0 differ", replayed.stdout)
     assert found and int(found.group(1)) >= 2, replayed.stdout  # the books of the tests above
+
+
+def test_a_revision_one_event_is_upcast_by_the_running_process_manager(
+    local_stack: Settings, tmp_path: Path
+) -> None:
+    # An event written before BookLent's revision 2, by a writer that numbered members:
+    # only the domain's upcaster knows it means member-7.
+    pipeline = Pipeline.create(local_stack, tmp_path, tmp_path / "state", domain=LIBRARY)
+    settings = pipeline.settings
+    topic = settings.kafka.topic_prefix + "events"
+    ensure_topics(settings)
+    v1 = SchemaCatalog.for_domain(load_domain(LIBRARY)).self_contained("library.events.BookLent")
+    v1["revision"] = 1
+    v1["fields"] = [v1["fields"][0], {"name": "member_number", "type": "int"}]
+    registry = RegistryClient(settings.registry)
+    schema_id = registry.register(f"{topic}-library.events.BookLent", json.dumps(v1))
+    book, now = f"book-{uuid.uuid4().hex[:6]}", datetime.now(UTC)
+    metadata = {
+        "event_id": str(uuid.uuid4()),
+        "aggregate_type": "Book",
+        "aggregate_id": book,
+        "sequence": 2,
+        "command_id": str(uuid.uuid4()),
+        "correlation_id": "c-1",
+        "causation_id": "c-1",
+        "occurred_at": now,
+        "recorded_at": now,
+    }
+    body = io.BytesIO()
+    fastavro.schemaless_writer(
+        body, fastavro.parse_schema(v1), {"metadata": metadata, "member_number": 7}
+    )
+    producer = Producer(settings.kafka.confluent_config())
+    producer.produce(topic, b"\0" + schema_id.to_bytes(4, "big") + body.getvalue(), book.encode())
+    assert producer.flush(10) == 0
+
+    with pipeline.running("worker", "saga"):
+        [recorded] = wait_until(lambda: pipeline.events("member-7"), what="member-7's loan")
+
+    assert (recorded["type"], recorded["book"]) == ("LoanRecorded", book)
+    [(_, issued, _)] = [r for r in pipeline.read("commands") if r[0] == b"member-7"]
+    assert pipeline.serde().decode(issued).value["metadata"]["causation_id"] == metadata["event_id"]
+    [old] = pipeline.events(book)
+    assert old["member"] == "member-7"  # the test's own reader upcasts too

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from cqrs import (
     Aggregate,
@@ -13,6 +14,7 @@ from cqrs import (
     Issue,
     Observation,
     ProcessManager,
+    Upcasters,
 )
 
 
@@ -109,10 +111,20 @@ def record_loan(
 
 LOANS = ProcessManager("loans", Loans(), (BookLent,), member_of, record_loan)
 
+upcasters = Upcasters()
+
+
+@upcasters.register("library.events.BookLent", from_revision=1)
+def member_by_id(old: dict[str, Any]) -> dict[str, Any]:
+    # Revision 1 numbered members; revision 2 names them by id.
+    return {**old, "member": f"member-{old['member_number']}"}
+
+
 domain = Domain(
     name="library",
     aggregates=(BOOK, MEMBER),
     schemas=Path(__file__).parent / "schemas",
     namespace="library",
+    upcasters=upcasters,
     process_managers=(LOANS,),
 )
