@@ -50,6 +50,7 @@ def run(settings: Settings, name: str, kills: int) -> dict[str, Any]:
             "kafka_version": settings.stack.kafka_version,
             "kills": outcome.faults,
             "worker_exited": outcome.worker_exited,
+            "markers_skipped": outcome.markers_skipped,
             **dataclasses.asdict(outcome.report),
         }
 
@@ -85,12 +86,15 @@ def main() -> None:
         "out_of_sequence",
         "events_not_commands",
     ]
-    print(f"\n{'scenario':<10}{'kills':>6}{'commands':>10}{'faults':>8}{'exited':>8}")
+    print(
+        f"\n{'scenario':<10}{'kills':>6}{'commands':>10}{'faults':>8}{'exited':>8}"
+        f"{'markers skipped':>17}"
+    )
     for result in results:
         faults = sum(result[key] for key in counted)
         print(
             f"{result['scenario']:<10}{len(result['kills']):>6}{result['commands']:>10}"
-            f"{faults:>8}{result['worker_exited']!s:>8}"
+            f"{faults:>8}{result['worker_exited']!s:>8}{result['markers_skipped']:>17}"
         )
     print(f"results: {path}")
 

@@ -24,7 +24,9 @@ committed offsets, so the same records are processed again in a new
 transaction; a fatal error (the producer fenced, its epoch refused after a
 broker restart or a transaction timeout) replaces the producer with a new one
 under the same transactional id, whose ``init_transactions`` bumps the epoch
-and fences anything the old one left open, then rewinds likewise; a retriable
+and fences anything the old one left open (and whose first transaction closes
+what a restarted broker failed to, ``processors.strays``), then rewinds
+likewise; a retriable
 error (a coordinator moving, a broker briefly away) retries the same call.
 Local state never holds a write of a transaction that did not commit
 (``processors.state``), so nothing needs to be undone there.
@@ -34,6 +36,10 @@ partitions that do not move. Before partitions are revoked, the open
 transaction is committed; partitions lost without a revoke (the session
 expired) are given up with the transaction aborted. New partitions are paused
 until their state is restored from the changelog (``processors.changelog``).
+
+The module is longer than most on purpose: the checkpoint, the recovery paths
+and the rebalance callbacks share the transaction's state and must be read
+together to be checked.
 """
 
 from __future__ import annotations
@@ -50,13 +56,13 @@ from core.observability import WORKER_READY, Health
 from core.settings import KafkaConfig
 from processors.changelog import ChangelogRestore
 from processors.state import PartitionedState
+from processors.strays import Strays, close_strays
 from processors.task import Headers, Step, Task
 
 log = logging.getLogger("cqrs.loop")
 BATCH_MAX = 2000
 RETRY_PAUSE_S = 0.2
 ATTEMPT_TIMEOUT_S = 5.0  # one try of a transactional call; retried while retriable
-STRAY_FENCE = "cqrs-stray-fence"  # header of the aborted records that close strays
 
 
 class GaveUpError(KafkaException):
@@ -142,43 +148,23 @@ class TransactionalLoop:
                 time.sleep(1.0)
 
     def _close_strays(self, producer: Producer) -> None:
-        """Abort whatever an earlier producer under this transactional id left open.
-
-        ``init_transactions`` aborts the previous transaction through its coordinator, which
-        writes the abort markers. A broker restarted within its controller session (a
-        single node, or every replica of a partition) can skip them: its coordinator times
-        the transaction out while the partitions have no leader and drops their markers as
-        if the topics were deleted. The batches then stay open under this producer id; the
-        next transaction of the same id would commit them with its own (records decided
-        twice), and one that never touches the partition leaves its consumers stuck.
-
-        So every new producer first writes one empty record to every partition it may
-        write to, waits until each is written, and aborts: the abort marker, under the new
-        epoch, closes any open batch of this producer id there along with it. Readers at
-        ``read_committed`` never see these records."""
+        """What an earlier producer under this transactional id left open, aborted
+        (``processors.strays``) before the new one writes anything."""
         topics = [*self._task.outputs]
         if self._task.state is not None:
             topics.append(self._task.state.changelog)
-        deadline = time.monotonic() + self._settings.transaction_timeout_s
-        metadata = producer.list_topics(timeout=ATTEMPT_TIMEOUT_S)
-        producer.begin_transaction()
-        count = 0
-        for topic in topics:
-            described = metadata.topics.get(topic)
-            if described is None or described.error is not None:
-                raise KafkaException(
-                    KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"{topic}: not described")
-                )
-            for partition in described.partitions:
-                # A key, because compacted topics refuse records without one.
-                producer.produce(topic, None, b"", partition, headers=[(STRAY_FENCE, b"1")])
-                count += 1
-        while producer.flush(ATTEMPT_TIMEOUT_S):
-            if time.monotonic() >= deadline:
-                raise GaveUpError(KafkaError(KafkaError._TIMED_OUT, "closing strays: unsent"))
-            self._health.beat()
-        self._retrying("abort_transaction", producer.abort_transaction, deadline)
-        log.info("aborted a fencing record on %d partitions of %s", count, ", ".join(topics))
+        closed = close_strays(
+            producer,
+            Strays(self._settings.kafka, self._settings.group_id, topics, self._task.topics[0]),
+            self._retrying,
+            time.monotonic() + self._settings.transaction_timeout_s,
+        )
+        log.info(
+            "aborted a fencing record on %d partitions of %s and offsets of group %s",
+            closed,
+            ", ".join(topics),
+            self._settings.group_id,
+        )
 
     # -- running ------------------------------------------------------------------
 
