@@ -20,11 +20,20 @@ clients bootstrap from whichever nodes are up.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,7 +41,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from core.errors import ConfigurationError
+
 CONFIG_FILE_ENV = "CQRS_CONFIG_FILE"
+SECRET_NAME = re.compile("PASSWORD|SECRET|API_KEY|TOKEN|KEY_")  # inputs never shown
 
 # What confluent-kafka accepts as a client configuration.
 KafkaConfig = dict[str, str | int | float | bool]
@@ -421,10 +433,26 @@ def load_settings(**overrides: object) -> Settings:
     """Build the settings once, at start-up; fails with a clear message on a bad file."""
     config_file = os.environ.get(CONFIG_FILE_ENV)
     if config_file and not Path(config_file).is_file():
-        raise FileNotFoundError(
+        raise ConfigurationError(
             f"{CONFIG_FILE_ENV}={config_file} does not name a file; create it or unset the variable"
         )
-    return Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigurationError(settings_problems(error)) from None
+
+
+def settings_problems(error: ValidationError) -> str:
+    """One line naming every setting that is wrong, as its environment variable, with what
+    was given (unless it may be a secret) and why."""
+    problems = []
+    for problem in error.errors():
+        where = "__".join(str(part).upper() for part in problem["loc"])
+        name = f"CQRS_{where}" if where else "settings"
+        shown = "" if SECRET_NAME.search(where) or "input" not in problem else problem["input"]
+        given = f"={shown!r}" if isinstance(shown, (str, int, float, bool)) and shown else ""
+        problems.append(f"{name}{given}: {problem['msg']}")
+    return "invalid settings: " + "; ".join(problems)
 
 
 def local_kafka_addresses(bootstrap_servers: str, brokers: int) -> list[tuple[str, int]]:

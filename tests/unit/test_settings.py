@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from core.settings import CONFIG_FILE_ENV, Settings, host_and_port, load_settings
+from core.errors import ConfigurationError
+from core.settings import CONFIG_FILE_ENV, Settings, host_and_port, load_settings, settings_problems
 
 
 @pytest.fixture(autouse=True)
@@ -51,13 +52,23 @@ def test_missing_config_file_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv(CONFIG_FILE_ENV, str(tmp_path / "absent.toml"))
-    with pytest.raises(FileNotFoundError, match="does not name a file"):
+    with pytest.raises(ConfigurationError, match="does not name a file"):
         load_settings()
 
 
 def test_unknown_and_malformed_settings_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CQRS_POSTGRES__PORT", "not-a-port")
-    with pytest.raises(ValidationError, match="port"):
+    monkeypatch.setenv("CQRS_PROCESSOR__PARTITIONS", "abc")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "CQRS_POSTGRES__PORT='not-a-port': Input should be a valid integer" in message
+    assert "CQRS_PROCESSOR__PARTITIONS='abc'" in message
+    monkeypatch.setenv("CQRS_POSTGRES__PORT", "5432")
+    monkeypatch.setenv("CQRS_PROCESSOR__PARTITIONS", "6")
+    monkeypatch.setenv("CQRS_KAFKA__SASL_MECHANISM", "NOPE")
+    with pytest.raises(ConfigurationError, match="CQRS_KAFKA__SASL_MECHANISM='NOPE'"):
         load_settings()
     with pytest.raises(ValidationError, match="extra"):
         Settings(kafka={"bootstrap_server": "typo:9092"})
@@ -110,3 +121,11 @@ def test_host_and_port(address: str, expected: tuple[str, int]) -> None:
 def test_host_and_port_requires_a_port() -> None:
     with pytest.raises(ValueError, match="with a port"):
         host_and_port("http://no-port")
+
+
+def test_a_wrong_secret_is_named_but_never_shown() -> None:
+    with pytest.raises(ValidationError) as raised:
+        Settings(postgres={"password": 12345678})
+    line = settings_problems(raised.value)
+    assert line.startswith("invalid settings: CQRS_POSTGRES__PASSWORD: ")
+    assert "12345678" not in line

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
+from core.errors import ConfigurationError
 from core.settings import Settings, load_settings
 from deploy.stack.kafka import (
     KafkaNode,
@@ -135,7 +135,7 @@ def test_impossible_layouts_are_refused(
 ) -> None:
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(ConfigurationError, match=message):
         load_settings()
 
 
