@@ -26,6 +26,7 @@ from core.errors import PipelineError
 from core.settings import Settings
 from cqrs.children import WORKER_READY, cqrs_process
 from cqrs.client import CommandClient, CommandResult
+from sinks.registry import names as projection_names
 
 Say = Callable[[str], None]
 ITEMS = {  # sku: (name, units in stock)
@@ -50,7 +51,6 @@ ORDERS = [  # customer, {sku: units}
     ("ada", {"CUP-SET": 2}),
     ("grace", {"MUG-01": 3, "CUP-SET": 1}),
 ]
-SINKS = ("order-summary", "inventory-levels", "search-orders", "sales-analytics")
 FINAL = {"CONFIRMED", "REJECTED", "CANCELLED", "SHIPPED"}
 
 
@@ -75,7 +75,7 @@ def run(settings: Settings, say: Say) -> None:
             log.unlink()
         running.enter_context(process(["worker"], logs / "worker.log", [WORKER_READY], say))
         running.enter_context(process(["saga"], logs / "saga.log", [WORKER_READY], say))
-        sinks_ready = [f"sink {name} assigned" for name in SINKS]
+        sinks_ready = [f"sink {name} assigned" for name in projection_names()]
         running.enter_context(
             process(["sink", "run", "--all"], logs / "sinks.log", sinks_ready, say)
         )

@@ -50,8 +50,8 @@ from core.domain import load_domain
 from core.errors import PipelineError
 from core.settings import Settings
 from processors.process_manager_task import inbox_topic
+from sinks.registry import names as projection_names
 
-SINK_PROJECTIONS = ("order-summary", "inventory-levels", "search-orders", "sales-analytics")
 DEFAULT_EXACT_LIMIT = 1000
 
 
@@ -83,7 +83,7 @@ def product_groups(settings: Settings) -> list[ConsumerGroup]:
     ]
     groups += [
         ConsumerGroup(f"{prefix}cqrs-sink-{projection}", (prefix + "events",))
-        for projection in SINK_PROJECTIONS
+        for projection in projection_names()
     ]
     return groups
 
