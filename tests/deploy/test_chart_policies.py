@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 import pytest
+import yaml
 
 from core.settings import ProcessorSettings
 from processors import command_task, process_manager_task
@@ -265,6 +266,12 @@ def test_autoscaling_follows_lag_within_the_partition_count(rendered: Rendered) 
         projection = name.removeprefix("demo-cqrs-pipeline-sink-")
         assert metadata["consumerGroup"] == f"{prefix}cqrs-sink-{projection}"
         assert metadata["topic"] == prefix + "events"
+    # The modes KEDA's Kafka scaler accepts (its docs: plaintext, scram_sha256, scram_sha512,
+    # oauthbearer, gssapi, or none), whatever the chart's own spelling of the mechanism.
+    for secret in rendered.of_kind("Secret"):
+        if secret["metadata"]["name"].endswith("-keda"):
+            sasl = secret["stringData"]["sasl"]
+            assert sasl in {"none", "plaintext", "scram_sha256", "scram_sha512"}, sasl
     scaled_names = {obj["spec"]["scaleTargetRef"]["name"] for obj in scaled}
     for workload in workloads(rendered):
         if workload["metadata"]["name"] in scaled_names:
@@ -340,3 +347,19 @@ def test_kafka_security_modes_set_the_protocol_and_files(mode: str) -> None:
     processor = rendered.named("StatefulSet", "demo-cqrs-pipeline-command-processor")
     mounts = {m["mountPath"] for m in pod_spec(processor)["containers"][0]["volumeMounts"]}
     assert ("/etc/cqrs/kafka-client" in mounts) == (mode == "mtls")
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "keda"), [("SCRAM-SHA-512", "scram_sha512"), ("SCRAM-SHA-256", "scram_sha256")]
+)
+def test_keda_gets_the_sasl_mode_its_kafka_scaler_accepts(mechanism: str, keda: str) -> None:
+    done = helm_template(
+        "--set", "keda.enabled=true", "--set", f"kafka.security.scram.mechanism={mechanism}"
+    )
+    assert done.returncode == 0, done.stderr
+    [secret] = [
+        obj
+        for obj in yaml.safe_load_all(done.stdout)
+        if obj and obj["kind"] == "Secret" and obj["metadata"]["name"].endswith("-keda")
+    ]
+    assert secret["stringData"]["sasl"] == keda
