@@ -230,7 +230,7 @@ def apply_backlog(settings: Settings, count: int, publish: bool, replicas: int =
     the rate at steady state, expressed as (items, seconds)."""
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     target = with_schema(settings, schema, publish)
-    projection("order-summary").migrate(target)
+    projection("order-summary", target).migrate(target)
     env = sink_env(settings, schema, publish)
     try:
         with (
@@ -320,7 +320,7 @@ def measure_rebuild(settings: Settings, serde: AvroSerde, count: int) -> float:
     """Apply the backlog live once, then rebuild it side by side; events per second replayed."""
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     target = with_schema(settings, schema, publish=False)
-    entry = projection("order-summary")
+    entry = projection("order-summary", target)
     entry.migrate(target)
     with sink_processes("order-summary", sink_env(settings, schema, publish=False)):
         wait_applied(target, count, 0.2)

@@ -105,6 +105,34 @@ class ProcessManager(Generic[State]):
 
 
 @dataclass(frozen=True)
+class View:
+    """A projection's compacted topic of views (one record per key, the latest)."""
+
+    topic: str  # before the topic prefix, e.g. "order-summary"
+    record: str  # its Avro record's full name, e.g. "cqrs.views.OrderSummary"
+    key: str = ""  # what the key is, for humans
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A read model of the domain, named by ``cqrs sink run NAME``.
+
+    ``entry`` (``package.module:attribute``) names the object that builds its sink,
+    migrates and rebuilds its store and waits for an aggregate's version in it (a
+    ``sinks.registry.ProjectionEntry``, e.g. a ``PostgresEntry``); it is imported only by
+    the processes that run the projection, so a worker never loads a database client."""
+
+    name: str
+    entry: str
+    view: View | None = None
+
+    def __post_init__(self) -> None:
+        module, _, attribute = self.entry.partition(":")
+        if not module or not attribute:
+            raise ValueError(f"projection {self.name!r}: entry must be package.module:attribute")
+
+
+@dataclass(frozen=True)
 class Domain:
     """Everything the pipeline needs to know about a team's domain."""
 
@@ -114,10 +142,14 @@ class Domain:
     namespace: str = "cqrs"  # Avro namespace root of its commands and events
     upcasters: Upcasters = field(default_factory=Upcasters)
     process_managers: tuple[ProcessManager[Any], ...] = ()
+    projections: tuple[Projection, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.aggregates:
             raise ValueError(f"domain {self.name!r} declares no aggregate")
+        projections = [projection.name for projection in self.projections]
+        if len(set(projections)) != len(projections):
+            raise ValueError(f"domain {self.name!r}: projection names repeat: {projections}")
         managers = [manager.name for manager in self.process_managers]
         if len(set(managers)) != len(managers):
             raise ValueError(f"domain {self.name!r}: process manager names repeat: {managers}")
@@ -166,6 +198,13 @@ class Domain:
             for aggregate in self.aggregates
             for declared in aggregate.events
         }
+
+    def projection(self, name: str) -> Projection:
+        for projection in self.projections:
+            if projection.name == name:
+                return projection
+        known = ", ".join(p.name for p in self.projections) or "none"
+        raise KeyError(f"no projection named {name!r} in domain {self.name!r} (known: {known})")
 
     def process_manager(self, name: str) -> ProcessManager[Any]:
         for manager in self.process_managers:

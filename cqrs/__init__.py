@@ -6,7 +6,16 @@ A domain module builds one ``Domain`` and names it in ``CQRS_DOMAIN``
 (``package.module:attribute``); see docs/domain.md.
 """
 
-from core.domain import Aggregate, Domain, Issue, Observation, ProcessManager, load_domain
+from core.domain import (
+    Aggregate,
+    Domain,
+    Issue,
+    Observation,
+    ProcessManager,
+    Projection,
+    View,
+    load_domain,
+)
 from core.domain_errors import (
     AggregateNotFoundError,
     AlreadyExistsError,
@@ -29,8 +38,10 @@ __all__ = [
     "Issue",
     "Observation",
     "ProcessManager",
+    "Projection",
     "Upcasters",
     "VersionConflictError",
+    "View",
     "check_expected_version",
     "load_domain",
 ]

@@ -41,11 +41,12 @@ def run(
     from sinks import registry
     from sinks.service import run_sinks
 
+    settings = _settings()
     if run_all == bool(projections):
         raise typer.BadParameter(
-            f"name projections or use --all (known: {', '.join(registry.names())})"
+            f"name projections or use --all (known: {', '.join(registry.names(settings))})"
         )
-    run_sinks(_settings(), registry.names() if run_all else list(projections or []))
+    run_sinks(settings, registry.names(settings) if run_all else list(projections or []))
 
 
 @projections_app.command("list")
@@ -55,8 +56,8 @@ def list_projections() -> None:
     from sinks.runner import sink_group
 
     settings = load_settings()
-    for name in registry.names():
-        entry = registry.projection(name)
+    for name in registry.names(settings):
+        entry = registry.projection(name, settings)
         print(f"{name:<18} group {sink_group(settings, name)}")
         print(f"{'':<18} {entry.description}")
 
@@ -69,8 +70,8 @@ def migrate(
     from sinks import registry
 
     settings = _settings()
-    for name in [projection] if projection else registry.names():
-        changes = registry.projection(name).migrate(settings)
+    for name in [projection] if projection else registry.names(settings):
+        changes = registry.projection(name, settings).migrate(settings)
         for line in changes:
             print(f"applied {line}")
         print(f"{name}: {'migrated' if changes else 'up to date'}")
@@ -89,7 +90,7 @@ def rebuild(
     from sinks.service import prepared_serde
 
     settings = _settings()
-    entry = registry.projection(projection)
+    entry = registry.projection(projection, settings)
     with RichProgress() as progress:
         report = entry.rebuild(settings, prepared_serde(settings), progress)
     print(

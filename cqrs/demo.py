@@ -75,7 +75,7 @@ def run(settings: Settings, say: Say) -> None:
             log.unlink()
         running.enter_context(process(["worker"], logs / "worker.log", [WORKER_READY], say))
         running.enter_context(process(["saga"], logs / "saga.log", [WORKER_READY], say))
-        sinks_ready = [f"sink {name} assigned" for name in projection_names()]
+        sinks_ready = [f"sink {name} assigned" for name in projection_names(settings)]
         running.enter_context(
             process(["sink", "run", "--all"], logs / "sinks.log", sinks_ready, say)
         )

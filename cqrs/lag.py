@@ -83,7 +83,7 @@ def product_groups(settings: Settings) -> list[ConsumerGroup]:
     ]
     groups += [
         ConsumerGroup(f"{prefix}cqrs-sink-{projection}", (prefix + "events",))
-        for projection in projection_names()
+        for projection in projection_names(settings)
     ]
     return groups
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.domain import Domain
+from core.domain import Domain, View
 from schemas.catalog import SchemaCatalog
 from schemas.compatibility import CompatibilityMode
 
@@ -36,13 +36,17 @@ class TopicSpec:
 
 def domain_topic_specs(domain: Domain, partitions: int = 6) -> list[TopicSpec]:
     """The topics of ``domain``: its namespace's commands and events, an inbox per
-    process manager."""
+    process manager, the view topic of each projection that publishes views."""
     inboxes = tuple(manager.name for manager in domain.process_managers)
-    return topic_specs(partitions, domain.namespace, inboxes)
+    views = tuple(p.view for p in domain.projections if p.view is not None)
+    return topic_specs(partitions, domain.namespace, inboxes, views)
 
 
 def topic_specs(
-    partitions: int = 6, namespace: str = "cqrs", inboxes: tuple[str, ...] = ("fulfilment",)
+    partitions: int = 6,
+    namespace: str = "cqrs",
+    inboxes: tuple[str, ...] = (),
+    views: tuple[View, ...] = (),
 ) -> list[TopicSpec]:
     """Every topic the product owns; names are prefixed with ``kafka.topic_prefix`` in use.
     ``namespace`` is the domain's (``Domain.namespace``): its commands and events travel
@@ -72,29 +76,16 @@ def topic_specs(
             CompatibilityMode.BACKWARD_TRANSITIVE,
             "aggregate id",
         ),
-        TopicSpec(
-            "order-summary",
-            "cqrs.views.OrderSummary",
-            partitions,
-            COMPACTED,
-            CompatibilityMode.BACKWARD,
-            "order id",
-        ),
-        TopicSpec(
-            "inventory-levels",
-            "cqrs.views.InventoryLevel",
-            partitions,
-            COMPACTED,
-            CompatibilityMode.BACKWARD,
-            "sku",
-        ),
-        TopicSpec(
-            "sales-analytics",
-            "cqrs.views.SalesWindow",
-            partitions,
-            COMPACTED,
-            CompatibilityMode.BACKWARD,
-            "granularity/window start/sku/currency",
+        *(
+            TopicSpec(
+                view.topic,
+                view.record,
+                partitions,
+                COMPACTED,
+                CompatibilityMode.BACKWARD,
+                view.key,
+            )
+            for view in views
         ),
         *(
             TopicSpec(

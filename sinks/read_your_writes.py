@@ -23,4 +23,4 @@ def wait_for_projection(
     settings: Settings, name: str, aggregate_id: str, version: int, timeout_s: float = 30.0
 ) -> int:
     """Block until projection ``name`` has applied ``version`` of the aggregate; returns it."""
-    return projection(name).wait_for(settings, aggregate_id, version, timeout_s)
+    return projection(name, settings).wait_for(settings, aggregate_id, version, timeout_s)

@@ -1,11 +1,11 @@
-"""The projections, by name: what ``cqrs sink run``, ``cqrs projections`` and
+"""The domain's projections, by name: what ``cqrs sink run``, ``cqrs projections`` and
 read-your-writes find them by.
 
-Every projection provides a ``ProjectionEntry``: build its sink, migrate its
-store, rebuild it side by side, and (when it can) wait for an aggregate's
-version. Entries are loaded lazily from ``module:attribute`` references, so
-the command line imports only the store it works on. A new projection adds one
-line to ``ENTRIES``.
+A domain declares each projection (``cqrs.Projection``) with a ``module:attribute``
+reference to its ``ProjectionEntry``: build its sink, migrate its store, rebuild
+it side by side, and (when it can) wait for an aggregate's version. Entries are
+imported only when asked for, so the command line imports only the store it
+works on. ``PostgresEntry`` is the entry of a PostgreSQL projection.
 """
 
 from __future__ import annotations
@@ -13,21 +13,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from core.domain import load_domain
 from core.errors import ConfigurationError, PipelineError
 from core.settings import Settings
 from schemas.serde import AvroSerde
 from sinks.base import Sink
 from sinks.rebuild import RebuildProgress, RebuildReport
-
-ENTRIES = {
-    "order-summary": "sinks.registry:ORDER_SUMMARY",
-    "inventory-levels": "sinks.registry:INVENTORY_LEVELS",
-    "sales-analytics": "sinks.registry:SALES_ANALYTICS",
-    "search-orders": "sinks.search.entry:SEARCH_ORDERS",
-}
 
 
 class ProjectionTimeoutError(PipelineError):
@@ -109,54 +102,29 @@ class PostgresEntry:
         return seen
 
 
-def _order_summary(_settings: Settings) -> Any:
-    from sinks.postgres.order_summary import OrderSummaryProjection
-
-    return OrderSummaryProjection()
-
-
-def _inventory_levels(_settings: Settings) -> Any:
-    from sinks.postgres.inventory_levels import InventoryLevelsProjection
-
-    return InventoryLevelsProjection()
+def names(settings: Settings) -> list[str]:
+    """The projections of the domain ``settings.domain`` names, in its order."""
+    return [declared.name for declared in load_domain(settings.domain).projections]
 
 
-def _sales_analytics(settings: Settings) -> Any:
-    from sinks.postgres.sales_analytics import SalesAnalyticsProjection
-
-    return SalesAnalyticsProjection(timedelta(seconds=settings.sinks.analytics_grace_s))
-
-
-ORDER_SUMMARY = PostgresEntry(
-    "order-summary",
-    "PostgreSQL order_summary (one row per order) and customer_orders (order history); "
-    "topic order-summary",
-    _order_summary,
-)
-INVENTORY_LEVELS = PostgresEntry(
-    "inventory-levels",
-    "PostgreSQL inventory_levels (on hand, reserved, available per SKU); topic inventory-levels",
-    _inventory_levels,
-)
-SALES_ANALYTICS = PostgresEntry(
-    "sales-analytics",
-    "PostgreSQL sales_windows (per minute and hour, per SKU and overall, by event time) and "
-    "sales_late_events; topic sales-analytics",
-    _sales_analytics,
-)
-
-
-def names() -> list[str]:
-    return list(ENTRIES)
-
-
-def projection(name: str) -> ProjectionEntry:
-    """The entry of ``name``; ConfigurationError naming the known projections otherwise."""
-    reference = ENTRIES.get(name)
-    if reference is None:
+def projection(name: str, settings: Settings) -> ProjectionEntry:
+    """The entry of the domain's projection ``name``; ConfigurationError naming the known
+    projections otherwise, or saying what its reference lacks."""
+    try:
+        declared = load_domain(settings.domain).projection(name)
+    except KeyError as error:
+        raise ConfigurationError(str(error.args[0])) from None
+    module_name, _, attribute = declared.entry.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
         raise ConfigurationError(
-            f"no projection named {name!r}; known projections: {', '.join(ENTRIES)}"
+            f"projection {name!r}: cannot import {module_name} ({error})"
+        ) from error
+    entry = getattr(module, attribute, None)
+    if entry is None or not callable(getattr(entry, "build_sink", None)):
+        raise ConfigurationError(
+            f"projection {name!r}: {declared.entry} is not a projection entry "
+            "(an object with build_sink, migrate, rebuild and wait_for)"
         )
-    module, attribute = reference.split(":")
-    entry: ProjectionEntry = getattr(importlib.import_module(module), attribute)
-    return entry
+    return cast(ProjectionEntry, entry)

@@ -46,14 +46,14 @@ def prepared_serde(settings: Settings) -> AvroSerde:
 def build_runner(
     settings: Settings, projection: str, serde: AvroSerde, health: Health | None = None
 ) -> SinkRunner:
-    sink = registry.projection(projection).build_sink(settings, serde)
+    sink = registry.projection(projection, settings).build_sink(settings, serde)
     return SinkRunner(sink, settings, serde, health=health)
 
 
 def run_sinks(settings: Settings, projections: Sequence[str]) -> None:
     """Run the sinks of ``projections`` in this process until stopped; raises if one fails."""
     for name in projections:
-        registry.projection(name)  # unknown names fail before anything starts
+        registry.projection(name, settings)  # unknown names fail before anything starts
     health = Health.for_settings(settings)
     server = start_observability_server(settings, health)
     try:

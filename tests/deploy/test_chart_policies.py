@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
+from aggregates.shop import domain as shop
 from core.settings import ProcessorSettings
 from processors import command_task, process_manager_task
 from schemas.topic_admin import CHANGELOG_CONFIG
-from schemas.topics import topic_specs
+from schemas.topics import domain_topic_specs
 from tests.deploy.chart import (
     Manifest,
     Rendered,
@@ -204,12 +205,12 @@ def test_topics_match_schemas_topics_py(rendered: Rendered) -> None:
         assert settings["CQRS_KAFKA__TOPIC_CREATION"] == "create"
         return
     prefix = _values(rendered, "kafka", "topicPrefix")
-    partitions = _values(rendered, "topics", "partitions") or topic_specs()[0].partitions
+    partitions = _values(rendered, "topics", "partitions") or domain_topic_specs(shop)[0].partitions
     replicas = _values(rendered, "topics", "replicas")
     min_isr = str(_values(rendered, "topics", "minInSyncReplicas"))
     overrides = _values(rendered, "topics", "configOverrides")
     by_topic = {topic["spec"]["topicName"]: topic for topic in topics}
-    for spec in topic_specs(partitions):
+    for spec in domain_topic_specs(shop, partitions):
         topic = by_topic.pop(prefix + spec.name)
         assert topic["spec"]["partitions"] == spec.partitions
         assert topic["spec"]["replicas"] == replicas

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from aggregates.shop import domain as shop
 from cqrs.cli import app
 from deploy import topic_manifests
 from schemas.registry.store import TOPIC_CONFIG
-from schemas.topics import topic_specs
+from schemas.topics import domain_topic_specs
 
 
 def test_committed_topic_table_equals_a_fresh_generation() -> None:
@@ -23,8 +24,8 @@ def test_committed_topic_table_equals_a_fresh_generation() -> None:
 def test_table_carries_every_topic_with_its_partitions_and_config() -> None:
     table = json.loads(topic_manifests.render())
     by_name = {entry["name"]: entry for entry in table["productTopics"]}
-    assert list(by_name) == [spec.name for spec in topic_specs()]
-    for spec in topic_specs():
+    assert list(by_name) == [spec.name for spec in domain_topic_specs(shop)]
+    for spec in domain_topic_specs(shop):
         assert by_name[spec.name]["partitions"] == spec.partitions
         assert by_name[spec.name]["config"] == spec.config
         assert by_name[spec.name]["deadLetter"] == spec.dead_letter

@@ -205,7 +205,7 @@ def test_events_delivered_again_change_nothing(scripted: Settings) -> None:
     # 2. Every record handed to a sink again (as to a second owner during a rebalance).
     serde = prepared_serde(scripted)
     for name in PG_PROJECTIONS:
-        again = projection(name).build_sink(scripted, serde)
+        again = projection(name, scripted).build_sink(scripted, serde)
         assert isinstance(again, PostgresSink)
         feed_everything(scripted, again, serde, events_topic)
     assert snapshot(scripted) == before

@@ -145,7 +145,7 @@ def test_a_rebuild_under_load_equals_a_projection_built_from_scratch(
 
             def rebuild_all() -> None:
                 for name in names:
-                    reports.append(projection(name).rebuild(live, serde, QuietProgress()))
+                    reports.append(projection(name, live).rebuild(live, serde, QuietProgress()))
 
             rebuilding = threading.Thread(target=rebuild_all)
             rebuilding.start()

@@ -8,6 +8,7 @@ table rebuilt from its own log by ``cqrs replay state``.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -28,6 +29,7 @@ from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.topic_admin import ensure_topics
 from tests.integration.pipeline import Pipeline, wait_until
+from tests.integration.sink_support import drop_read_models, query
 
 LIBRARY = "tests.library.domain:domain"
 
@@ -163,3 +165,37 @@ def test_a_revision_one_event_is_upcast_by_the_running_process_manager(
     assert pipeline.serde().decode(issued).value["metadata"]["causation_id"] == metadata["event_id"]
     [old] = pipeline.events(book)
     assert old["member"] == "member-7"  # the test's own reader upcasts too
+
+
+def test_its_projection_runs_in_a_sink_and_answers_read_your_writes(
+    local_stack: Settings, tmp_path: Path
+) -> None:
+    created = Pipeline.create(local_stack, tmp_path, tmp_path / "state", domain=LIBRARY)
+    schema = f"rm_{created.settings.kafka.topic_prefix.strip('-')}"
+    sinks = created.settings.sinks.model_copy(update={"postgres_schema": schema})
+    pipeline = dataclasses.replace(
+        created,
+        settings=created.settings.model_copy(update={"sinks": sinks}),
+        env={**created.env, "CQRS_SINKS__POSTGRES_SCHEMA": schema},
+    )
+    sink = pipeline.process("sink", "run", "books", name="sink", ready="sink books assigned")
+    book = f"book-{uuid.uuid4().hex[:6]}"
+    try:
+        with pipeline.running("worker"), CommandClient(pipeline.settings) as client:
+            sink.start()
+            client.send_and_wait("AddBook", book, {"title": "Persuasion"})
+            lent = client.send_and_wait("LendBook", book, {"member": "member-3"})
+            shown = client.wait_for_projection("books", book, lent.version or 0)
+            rows = query(
+                pipeline.settings,
+                "SELECT title, lent_to, version FROM {base}.books WHERE book = %s",
+                book,
+            )
+            listed = pipeline.cli("projections", "list")
+    finally:
+        sink.stop()
+        drop_read_models(pipeline.settings)
+
+    assert shown == 2
+    assert rows == [("Persuasion", "member-3", 2)]
+    assert listed.returncode == 0 and listed.stdout.startswith("books "), listed.stdout

@@ -8,10 +8,11 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from aggregates.shop import domain as shop
 from core.errors import ConfigurationError
 from core.settings import Settings
 from schemas.topic_admin import ensure_topics
-from schemas.topics import topic_specs
+from schemas.topics import domain_topic_specs
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def test_verify_mode_names_every_missing_topic_and_creates_none(
     with pytest.raises(ConfigurationError) as raised:
         ensure_topics(_settings(local_stack, prefix, "verify"))
     message = str(raised.value)
-    for spec in topic_specs():
+    for spec in domain_topic_specs(shop):
         assert f"{prefix}{spec.name} is missing" in message
     assert "CQRS_KAFKA__TOPIC_CREATION=create" in message
     assert _existing(kafka_admin, prefix) == set()
@@ -56,7 +57,7 @@ def test_verify_mode_accepts_topics_created_elsewhere(
     local_stack: Settings, kafka_admin: AdminClient, prefix: str
 ) -> None:
     created = ensure_topics(_settings(local_stack, prefix, "create"))
-    assert set(created) == {prefix + spec.name for spec in topic_specs()}
+    assert set(created) == {prefix + spec.name for spec in domain_topic_specs(shop)}
     assert ensure_topics(_settings(local_stack, prefix, "verify")) == []
 
 

@@ -14,6 +14,7 @@ from cqrs import (
     Issue,
     Observation,
     ProcessManager,
+    Projection,
     Upcasters,
 )
 
@@ -127,4 +128,6 @@ domain = Domain(
     namespace="library",
     upcasters=upcasters,
     process_managers=(LOANS,),
+    # The read model, by reference: only a process that runs it imports its module.
+    projections=(Projection("books", "tests.library.read_models:BOOKS"),),
 )

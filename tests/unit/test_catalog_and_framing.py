@@ -13,7 +13,7 @@ from aggregates.shop import domain as shop
 from schemas.catalog import SchemaCatalog
 from schemas.errors import NotConfluentFramedError, SchemaCatalogError
 from schemas.serde import frame, subject_for, unframe
-from schemas.topics import topic_specs
+from schemas.topics import domain_topic_specs
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +79,10 @@ def test_self_contained_schemas_parse_with_apache_avro(catalog: SchemaCatalog) -
 
 
 def test_every_topic_carries_records_and_every_message_has_a_topic(catalog: SchemaCatalog) -> None:
-    routed = {record for spec in topic_specs() for record in spec.records(catalog)}
+    routed = {record for spec in domain_topic_specs(shop) for record in spec.records(catalog)}
     # Only dead-letter topics and re-keyed copies of another topic declare no records.
-    assert all(spec.records(catalog) for spec in topic_specs() if spec.records_under)
-    unrouted = {spec.name for spec in topic_specs() if not spec.records_under}
+    assert all(spec.records(catalog) for spec in domain_topic_specs(shop) if spec.records_under)
+    unrouted = {spec.name for spec in domain_topic_specs(shop) if not spec.records_under}
     assert unrouted == {"commands-dlq", "events-dlq", "fulfilment-inbox"}
     messages = set(catalog.records("cqrs.commands.")) | set(catalog.records("cqrs.events."))
     assert messages <= routed

@@ -129,7 +129,9 @@ def test_a_rebuild_switches_the_alias_while_the_live_sink_and_new_events_go_on(
 
     writer = threading.Thread(target=keep_writing)
     writer.start()
-    entry = registry.projection("search-orders")  # what `cqrs projections rebuild` runs
+    entry = registry.projection(
+        "search-orders", live.settings
+    )  # what `cqrs projections rebuild` runs
     report = entry.rebuild(live.settings, live.serde, SilentProgress())
     writer.join(60)
     assert writing.is_set()

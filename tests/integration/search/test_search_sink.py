@@ -165,7 +165,7 @@ def test_a_vanished_index_is_a_retryable_failure_and_the_batch_is_kept(
 def test_migrate_creates_the_first_generation_once(
     sink_settings: Settings, backend: SearchBackend, search_settings: SearchSettings
 ) -> None:
-    entry = registry.projection("search-orders")
+    entry = registry.projection("search-orders", sink_settings)
     alias = f"{search_settings.index_prefix}-orders"
     assert entry.migrate(sink_settings) == [f"index {alias}-000001 behind alias {alias}"]
     assert entry.migrate(sink_settings) == []
