@@ -220,27 +220,32 @@ class Domain:
         raise KeyError(name)
 
 
+def import_reference(reference: str, what: str) -> object:
+    """The object ``package.module:attribute`` names; a ConfigurationError starting with
+    ``what`` (the setting or declaration that holds the reference) otherwise."""
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(f"{what}: expected package.module:attribute")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigurationError(
+            f"{what}: cannot import {module_name} ({error}); is its package installed?"
+        ) from error
+    found = getattr(module, attribute, None)
+    if found is None:
+        raise ConfigurationError(f"{what}: {module_name} has no attribute {attribute}")
+    return found
+
+
 @cache
 def load_domain(spec: str) -> Domain:
     """The ``Domain`` that ``package.module:attribute`` names; a ConfigurationError that
     says what is wrong otherwise."""
     setting = f"CQRS_DOMAIN={spec!r}"
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ConfigurationError(f"{setting}: expected package.module:attribute")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ConfigurationError(
-            f"{setting}: cannot import {module_name} ({error}); is its package installed?"
-        ) from error
-    found = getattr(module, attribute, None)
-    if found is None:
-        raise ConfigurationError(f"{setting}: {module_name} has no attribute {attribute}")
+    found = import_reference(spec, setting)
     if not isinstance(found, Domain):
-        raise ConfigurationError(
-            f"{setting}: {module_name}.{attribute} is a {type(found).__name__}, not a Domain"
-        )
+        raise ConfigurationError(f"{setting}: {spec} is a {type(found).__name__}, not a Domain")
     if not found.schemas.is_dir():
         raise ConfigurationError(
             f"{setting}: the domain's schema folder {found.schemas} does not exist"

@@ -10,12 +10,11 @@ works on. ``PostgresEntry`` is the entry of a PostgreSQL projection.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from core.domain import load_domain
+from core.domain import import_reference, load_domain
 from core.errors import ConfigurationError, PipelineError
 from core.settings import Settings
 from schemas.serde import AvroSerde
@@ -114,15 +113,8 @@ def projection(name: str, settings: Settings) -> ProjectionEntry:
         declared = load_domain(settings.domain).projection(name)
     except KeyError as error:
         raise ConfigurationError(str(error.args[0])) from None
-    module_name, _, attribute = declared.entry.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ConfigurationError(
-            f"projection {name!r}: cannot import {module_name} ({error})"
-        ) from error
-    entry = getattr(module, attribute, None)
-    if entry is None or not callable(getattr(entry, "build_sink", None)):
+    entry = import_reference(declared.entry, f"projection {name!r}")
+    if not callable(getattr(entry, "build_sink", None)):
         raise ConfigurationError(
             f"projection {name!r}: {declared.entry} is not a projection entry "
             "(an object with build_sink, migrate, rebuild and wait_for)"

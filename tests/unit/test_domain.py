@@ -11,9 +11,11 @@ import pytest
 from aggregates import inventory, order
 from aggregates.shop import domain as shop
 from core.errors import ConfigurationError
+from core.settings import Settings
 from cqrs import Aggregate, Domain, load_domain
 from schemas.catalog import SchemaCatalog
 from schemas.errors import SchemaCatalogError
+from sinks import registry
 
 ROOT = Path(__file__).parents[2]
 
@@ -97,7 +99,7 @@ def test_a_malformed_declaration_is_refused_with_its_reason(
         ("aggregates.shop", "expected package.module:attribute"),
         ("no_such_package.domain:domain", "cannot import no_such_package.domain"),
         ("aggregates.shop:nothing", "has no attribute nothing"),
-        ("aggregates.order:AGGREGATE", "is a Aggregate, not a Domain"),
+        ("aggregates.order:AGGREGATE", "aggregates.order:AGGREGATE is a Aggregate, not a Domain"),
     ],
 )
 def test_a_wrong_domain_setting_says_what_is_wrong(spec: str, complaint: str) -> None:
@@ -133,3 +135,18 @@ def test_the_guide_shows_the_library_domain_as_the_tests_run_it() -> None:
     assert [manager.name for manager in library.process_managers] == ["loans"]
     catalog = SchemaCatalog.for_domain(library)
     assert set(library.command_types) | set(library.event_types) <= set(catalog)
+
+
+def test_projections_are_found_through_the_domain() -> None:
+    settings = Settings()
+    assert registry.names(settings) == [
+        "order-summary",
+        "inventory-levels",
+        "sales-analytics",
+        "search-orders",
+    ]
+    assert registry.projection("inventory-levels", settings).name == "inventory-levels"
+    with pytest.raises(ConfigurationError, match=r"no projection named 'nope'.*order-summary"):
+        registry.projection("nope", settings)
+    library = Settings(domain="tests.library.domain:domain")
+    assert registry.names(library) == ["books"]
