@@ -18,6 +18,7 @@ from tests.deploy.chart import KUBERNETES_VERSION, VALUE_SETS, Manifest, Rendere
 
 CRD_SCHEMAS = Path(__file__).parent / "crd_schemas"
 CUSTOM_KINDS = {
+    ("kafka.strimzi.io/v1", "KafkaTopic"): "kafkatopic-v1.yaml",
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"): "kafkatopic.yaml",
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject.yaml",
     ("keda.sh/v1alpha1", "TriggerAuthentication"): "triggerauthentication.yaml",
