@@ -147,31 +147,28 @@ class Domain:
     def __post_init__(self) -> None:
         if not self.aggregates:
             raise ValueError(f"domain {self.name!r} declares no aggregate")
-        projections = [projection.name for projection in self.projections]
-        if len(set(projections)) != len(projections):
-            raise ValueError(f"domain {self.name!r}: projection names repeat: {projections}")
-        managers = [manager.name for manager in self.process_managers]
-        if len(set(managers)) != len(managers):
-            raise ValueError(f"domain {self.name!r}: process manager names repeat: {managers}")
+        self._unique("projection", [projection.name for projection in self.projections])
+        self._unique("process manager", [manager.name for manager in self.process_managers])
         events = {declared for aggregate in self.aggregates for declared in aggregate.events}
         for manager in self.process_managers:
             if unknown := [t.__name__ for t in manager.observes if t not in events]:
                 raise ValueError(
                     f"{manager.name} observes events no aggregate of {self.name!r} emits: {unknown}"
                 )
-        names = [aggregate.name for aggregate in self.aggregates]
-        if len(set(names)) != len(names):
-            raise ValueError(f"domain {self.name!r}: aggregate names repeat: {names}")
-        for role, records in (("command", self.command_types), ("event", self.event_types)):
-            classes = [
-                declared
-                for aggregate in self.aggregates
-                for declared in (aggregate.commands if role == "command" else aggregate.events)
-            ]
-            if len(records) != len(classes):
+        self._unique("aggregate", [aggregate.name for aggregate in self.aggregates])
+        declared = (
+            ("command", self.command_types, sum(len(a.commands) for a in self.aggregates)),
+            ("event", self.event_types, sum(len(a.events) for a in self.aggregates)),
+        )
+        for role, records, classes in declared:
+            if len(records) != classes:
                 raise ValueError(
                     f"domain {self.name!r}: two aggregates declare a {role} of the same name"
                 )
+
+    def _unique(self, kind: str, names: list[str]) -> None:
+        if len(set(names)) != len(names):
+            raise ValueError(f"domain {self.name!r}: {kind} names repeat: {names}")
 
     @property
     def commands_namespace(self) -> str:
@@ -204,14 +201,16 @@ class Domain:
             if projection.name == name:
                 return projection
         known = ", ".join(p.name for p in self.projections) or "none"
-        raise KeyError(f"no projection named {name!r} in domain {self.name!r} (known: {known})")
+        raise ConfigurationError(
+            f"no projection named {name!r} in domain {self.name!r} (known: {known})"
+        )
 
     def process_manager(self, name: str) -> ProcessManager[Any]:
         for manager in self.process_managers:
             if manager.name == name:
                 return manager
         known = ", ".join(m.name for m in self.process_managers) or "none"
-        raise KeyError(f"no process manager {name!r} in domain {self.name!r} ({known})")
+        raise ConfigurationError(f"no process manager {name!r} in domain {self.name!r} ({known})")
 
     def aggregate(self, name: str) -> Aggregate[Any]:
         for aggregate in self.aggregates:

@@ -55,10 +55,7 @@ def command_task(settings: Settings) -> CommandTask:
 def process_manager_task(settings: Settings, name: str) -> ProcessManagerTask:
     """A process manager of the domain: events in, commands out, exactly-once."""
     domain = load_domain(settings.domain)
-    try:
-        manager = domain.process_manager(name)
-    except KeyError as error:
-        raise ConfigurationError(str(error.args[0])) from None
+    manager = domain.process_manager(name)
     serde = _prepared_serde(settings, domain)
     topics = topic_names(settings)
     processor = ProcessManagerProcessor(serde, MessageTypes(domain), manager, topics["commands"])

@@ -6,19 +6,18 @@ import difflib
 import json
 from collections.abc import Callable, Iterator
 
-from core.domain import load_domain
 from core.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.errors import RegistryError
 from schemas.registry_client import RegistryClient
 from schemas.serde import subject_for
-from schemas.topics import TopicSpec, domain_topic_specs
+from schemas.topics import TopicSpec, settings_topic_specs
 
 SUBJECT_NOT_FOUND = 40401
 
 
 def _subjects(settings: Settings, catalog: SchemaCatalog) -> Iterator[tuple[TopicSpec, str, str]]:
-    for spec in domain_topic_specs(load_domain(settings.domain)):
+    for spec in settings_topic_specs(settings):
         topic = settings.kafka.topic_prefix + spec.name
         for record in spec.records(catalog):
             yield spec, record, subject_for(topic, record)

@@ -17,15 +17,17 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._metadata import TopicMetadata
 from confluent_kafka.cimpl import NewTopic
 
-from core.domain import load_domain
 from core.errors import ConfigurationError
 from core.settings import Settings
-from schemas.topics import TopicSpec, domain_topic_specs
+from schemas.topics import TopicSpec, settings_topic_specs
 
 
 def topic_names(settings: Settings) -> dict[str, str]:
     """Logical name → actual topic name (with the configured prefix)."""
-    return {spec.name: settings.kafka.topic_prefix + spec.name for spec in _specs(settings)}
+    return {
+        spec.name: settings.kafka.topic_prefix + spec.name
+        for spec in settings_topic_specs(settings)
+    }
 
 
 def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
@@ -37,7 +39,7 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> l
     admin = AdminClient(settings.kafka.confluent_config())
     existing = admin.list_topics(timeout=15).topics
     if settings.kafka.topic_creation == "verify":
-        verify_topics(settings, specs or _specs(settings), existing)
+        verify_topics(settings, specs or settings_topic_specs(settings), existing)
         return []
     wanted = [
         NewTopic(
@@ -46,7 +48,7 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> l
             settings.processor.replication_factor,
             config=dict(spec.config),
         )
-        for spec in (specs or _specs(settings))
+        for spec in (specs or settings_topic_specs(settings))
         if settings.kafka.topic_prefix + spec.name not in existing
     ]
     if not wanted:
@@ -149,7 +151,3 @@ def ensure_changelog(settings: Settings, name: str, source_logical_name: str) ->
         if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             raise
     _await_visible(admin, [name])
-
-
-def _specs(settings: Settings) -> list[TopicSpec]:
-    return domain_topic_specs(load_domain(settings.domain), settings.processor.partitions)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.domain import Domain, View
+from core.domain import Domain, View, load_domain
+from core.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.compatibility import CompatibilityMode
 
@@ -32,6 +33,11 @@ class TopicSpec:
             for name in catalog.records()
             if name == self.records_under or name.startswith(self.records_under + ".")
         ]
+
+
+def settings_topic_specs(settings: Settings) -> list[TopicSpec]:
+    """The topics of the domain ``settings.domain`` names, at the configured partitions."""
+    return domain_topic_specs(load_domain(settings.domain), settings.processor.partitions)
 
 
 def domain_topic_specs(domain: Domain, partitions: int = 6) -> list[TopicSpec]:

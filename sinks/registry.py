@@ -109,10 +109,7 @@ def names(settings: Settings) -> list[str]:
 def projection(name: str, settings: Settings) -> ProjectionEntry:
     """The entry of the domain's projection ``name``; ConfigurationError naming the known
     projections otherwise, or saying what its reference lacks."""
-    try:
-        declared = load_domain(settings.domain).projection(name)
-    except KeyError as error:
-        raise ConfigurationError(str(error.args[0])) from None
+    declared = load_domain(settings.domain).projection(name)
     entry = import_reference(declared.entry, f"projection {name!r}")
     if not callable(getattr(entry, "build_sink", None)):
         raise ConfigurationError(
