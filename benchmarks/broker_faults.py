@@ -9,10 +9,12 @@ bytes, duplicate event ids, aggregates with gaps, and worker exits: every
 figure must be 0.
 
     python -m benchmarks.broker_faults [--kills 5] [--runs 1] [--scenario single leaders]
-        [--kafka-version 4.3.1]
+        [--kafka-version 4.3.1] [--keep-failed DIR]
 
 ``--kafka-version`` runs the private clusters on another Kafka release (its jars are
-resolved from Maven Central on first use).
+resolved from Maven Central on first use). ``--keep-failed`` copies the home of
+every run with a fault (the brokers' data and logs, the worker's log) into ``DIR``
+for a post-mortem, e.g. with ``kafka-dump-log``.
 
 Needs the local stack (its registry serves the schemas; its jars start the private
 clusters). Results: benchmarks/results/broker_faults.json.
@@ -23,7 +25,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,12 +44,18 @@ SCENARIOS: dict[str, tuple[int, Scenario]] = {
 }
 
 
-def run(settings: Settings, name: str, kills: int) -> dict[str, Any]:
+def run(settings: Settings, name: str, kills: int, keep: Path | None = None) -> dict[str, Any]:
     brokers, scenario = SCENARIOS[name]
     with tempfile.TemporaryDirectory(prefix=f"cqrs-faults-{name}-") as home:
         with private_kafka(Path(home), brokers=brokers, base=settings) as cluster:
             outcome = scenario(settings, cluster, Path(home), kills)
+        kept = None
+        if keep is not None and (outcome.report.faults or outcome.worker_exited):
+            kept = keep / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            shutil.copytree(home, kept, symlinks=True)
+            print(f"kept the failed run's home in {kept}", flush=True)
         return {
+            "kept": str(kept) if kept else None,
             "scenario": name,
             "kafka_version": settings.stack.kafka_version,
             "kills": outcome.faults,
@@ -63,6 +73,9 @@ def main() -> None:
         "--scenario", nargs="+", choices=sorted(SCENARIOS), default=["single", "leaders"]
     )
     parser.add_argument("--kafka-version", help="Kafka release of the private clusters")
+    parser.add_argument(
+        "--keep-failed", type=Path, metavar="DIR", help="copy the home of failed runs here"
+    )
     args = parser.parse_args()
     settings = load_settings()
     if args.kafka_version:
@@ -72,7 +85,7 @@ def main() -> None:
     for index in range(args.runs):
         for name in args.scenario:
             print(f"run {index + 1}/{args.runs}: {name}, {args.kills} kills …", flush=True)
-            result = run(settings, name, args.kills)
+            result = run(settings, name, args.kills, args.keep_failed)
             results.append(result)
             print(json.dumps({k: v for k, v in result.items() if k != "kills"}), flush=True)
     RESULTS.mkdir(exist_ok=True)
