@@ -50,6 +50,7 @@ from core.domain import load_domain
 from core.errors import PipelineError
 from core.settings import Settings
 from processors.process_manager_task import inbox_topic
+from schemas.partition_offsets import partition_offsets
 from sinks.registry import names as projection_names
 
 DEFAULT_EXACT_LIMIT = 1000
@@ -279,18 +280,16 @@ class LagMonitor:
     def _list_offsets(
         self, partitions: Iterable[tuple[str, int]], spec: OffsetSpec
     ) -> dict[tuple[str, int], int]:
-        request = {TopicPartition(topic, partition): spec for topic, partition in partitions}
-        if not request:
-            return {}
-        futures = self._admin.list_offsets(
-            request,
-            isolation_level=IsolationLevel.READ_COMMITTED,
-            request_timeout=self._timeout_s,
-        )
-        return {
-            (tp.topic, tp.partition): self._result(future, f"offsets of {tp.topic}").offset
-            for tp, future in futures.items()
-        }
+        try:
+            return partition_offsets(
+                self._admin, partitions, spec, IsolationLevel.READ_COMMITTED, self._timeout_s
+            )
+        except KafkaException as error:
+            raise LagError(f"cannot read partition offsets: {error.args[0].str()}") from error
+        except TimeoutError as error:
+            raise LagError(
+                f"cannot read partition offsets: no answer in {self._timeout_s + 5:.0f} s"
+            ) from error
 
     def _result(self, future: Any, what: str) -> Any:
         try:

@@ -34,6 +34,7 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 
 from core.settings import KafkaConfig
 from processors.state import PartitionedState
+from schemas.partition_offsets import partition_offsets
 
 log = logging.getLogger("cqrs.changelog")
 RESTORE_BATCH = 20_000
@@ -200,11 +201,17 @@ class ChangelogRestore:
         """Uncommitted offsets (earliest or latest) of changelog partitions."""
         if self._admin is None:
             self._admin = AdminClient(self.kafka)
-        requests = {TopicPartition(self.topic, p): spec for p in partitions}
-        futures = self._admin.list_offsets(
-            requests, isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=5
-        )
-        return {tp.partition: future.result().offset for tp, future in futures.items()}
+        try:
+            offsets = partition_offsets(
+                self._admin,
+                [(self.topic, p) for p in partitions],
+                spec,
+                IsolationLevel.READ_UNCOMMITTED,
+                timeout_s=5,
+            )
+        except TimeoutError as error:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, str(error))) from error
+        return {partition: offset for (_, partition), offset in offsets.items()}
 
     def _restore_consumer(self) -> Consumer:
         if self._consumer is None:

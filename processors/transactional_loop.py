@@ -25,8 +25,9 @@ transaction; a fatal error (the producer fenced, its epoch refused after a
 broker restart or a transaction timeout) replaces the producer with a new one
 under the same transactional id, whose ``init_transactions`` bumps the epoch
 and fences anything the old one left open (and whose first transaction closes
-what a restarted broker failed to, ``processors.strays``), then rewinds
-likewise; a retriable
+what a restarted broker failed to, ``processors.strays``). A commit that
+failed so may still have happened: the group's committed offsets tell which
+(``processors.commit_outcome``), and the loop goes on from there; a retriable
 error (a coordinator moving, a broker briefly away) retries the same call.
 Local state never holds a write of a transaction that did not commit
 (``processors.state``), so nothing needs to be undone there.
@@ -55,6 +56,7 @@ from core.metrics import TRANSACTION_COMMIT_SECONDS
 from core.observability import WORKER_READY, Health
 from core.settings import KafkaConfig
 from processors.changelog import ChangelogRestore
+from processors.commit_outcome import Outcome, committed_offsets, judge
 from processors.state import PartitionedState
 from processors.strays import Strays, close_strays
 from processors.task import Headers, Step, Task
@@ -91,6 +93,7 @@ class TransactionalLoop:
             if task.state
             else None
         )
+        self._stopping = False  # before the first producer, whose start may be retried
         self._consumer = Consumer(self._consumer_config())
         self._producer = self._new_producer()
         self._owned: set[tuple[str, int]] = set()  # assigned and restored: processed
@@ -98,7 +101,6 @@ class TransactionalLoop:
         self._pending: dict[tuple[str, int], int] = {}  # next offset, processed uncommitted
         self._in_transaction = False
         self._opened_at = 0.0
-        self._stopping = False
         self._announced = False
         self._assigned_once = False
 
@@ -366,22 +368,71 @@ class TransactionalLoop:
         """Abort (or replace the producer), forget the staged writes, rewind the consumer."""
         error: KafkaError = exception.args[0]
         log.warning("transaction failed while %s: %s; recovering", during, error)
+        replaced = False
         if self._settings.exactly_once:
             if error.fatal() or isinstance(exception, GaveUpError):
                 self._replace_producer()
+                replaced = True
             else:
-                self._abort()
-        self._state.abort()
+                replaced = not self._aborted()
         self._in_transaction = False
+        if replaced and during == "committing" and self._pending:
+            # The commit may have happened all the same (processors.commit_outcome).
+            self._settle()
+            return
+        self._state.abort()
         self._rewind(unprocessed)
 
-    def _abort(self) -> None:
+    def _aborted(self) -> bool:
+        """Abort the open transaction; False when that failed and the producer was replaced."""
         deadline = time.monotonic() + self._settings.transaction_timeout_s
         try:
             self._retrying("abort_transaction", self._producer.abort_transaction, deadline)
+            return True
         except KafkaException as exception:
             log.warning("abort failed (%s); starting a new producer", exception.args[0])
             self._replace_producer()
+            return False
+
+    def _settle(self) -> None:
+        """Go on after a commit of unknown outcome, which the new producer has made final:
+        as if it committed, as after an abort, or (not knowable) from the group's offsets
+        with the state partitions restored from the changelog."""
+        sent = dict(self._pending)
+        committed = committed_offsets(self._consumer, sorted(sent), lambda: self._stopping)
+        outcome = judge(sent, committed)
+        log.warning(
+            "the transaction whose commit failed %s (offsets sent %s, the group's %s)",
+            "was committed" if outcome is Outcome.COMMITTED else f"is {outcome.value}",
+            sent,
+            committed,
+        )
+        self._pending.clear()
+        if outcome is Outcome.COMMITTED:
+            self._state.commit()
+            self._resume.update(sent)
+            return
+        self._state.abort()
+        if committed is None:
+            return  # stopping: nothing more is processed or committed
+        for place, offset in committed.items():
+            if offset >= 0:
+                self._resume[place] = offset
+            if place in self._owned and place in self._resume:
+                self._seek(place, self._resume[place])
+        if outcome is Outcome.UNKNOWN:
+            self._restart_restores([p for t, p in sent if t == self._source])
+
+    def _restart_restores(self, partitions: list[int]) -> None:
+        """Read these state partitions from the changelog again, paused meanwhile."""
+        source = self._source
+        owned = [p for p in partitions if (source, p) in self._owned]
+        if not owned or self._restore is None or source is None:
+            return
+        self._consumer.pause([TopicPartition(source, p) for p in owned])
+        self._owned.difference_update((source, p) for p in owned)
+        self._restore.start(owned)
+        self._announce_if_ready()
 
     def _replace_producer(self) -> None:
         log.warning(
