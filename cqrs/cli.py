@@ -37,6 +37,32 @@ replay_app = typer.Typer(help="Rebuild state from the event log.", no_args_is_he
 app.add_typer(replay_app, name="replay")
 
 
+# Exit codes: 0 done, EXIT_FAILED an operation failed (the message says what to do),
+# 2 a bad argument or option (click's own code), EXIT_REJECTED a command was rejected.
+EXIT_FAILED = 1
+EXIT_REJECTED = 3
+
+
+def _show_version(shown: bool) -> None:
+    if shown:
+        from importlib.metadata import version
+
+        _say(f"cqrs {version('cqrs-pipeline')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """A Kafka-native CQRS / event-sourcing pipeline."""
+
+
 def _settings() -> Settings:
     return load_settings()
 
@@ -252,15 +278,26 @@ def send(  # noqa: PLR0917 - typer maps each parameter to an option
         typer.Option(help="Then wait until this read model shows the new version."),
     ] = None,
 ) -> None:
-    """Send one command; prints its result (exit 2 when rejected)."""
+    """Send one command; prints its result (exit 3 when rejected)."""
     from cqrs.client import CommandClient
 
     try:
         fields = json.loads(payload)
     except json.JSONDecodeError as error:
-        raise typer.BadParameter(f"--json is not valid JSON: {error}") from error
+        raise typer.BadParameter(f"not valid JSON: {error}", param_hint="--json") from error
+    if not isinstance(fields, dict):
+        raise typer.BadParameter(
+            f"must be a JSON object of the command's fields, not {type(fields).__name__}",
+            param_hint="--json",
+        )
     client = CommandClient(_settings())
     try:
+        if command not in client.command_names():
+            raise typer.BadParameter(
+                f"{command!r} is not a command of this domain; one of "
+                f"{', '.join(client.command_names())}",
+                param_hint="COMMAND",
+            )
         if not wait:
             _say(
                 client.send(
@@ -286,7 +323,7 @@ def send(  # noqa: PLR0917 - typer maps each parameter to an option
         client.close()
     print(json.dumps(result.__dict__, indent=2))
     if not result.accepted:
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_REJECTED)
 
 
 def _print_states(states: Sequence[ServiceState]) -> None:
@@ -297,9 +334,32 @@ def _print_states(states: Sequence[ServiceState]) -> None:
         _say(f"{'':<10} log: {state.log}")
 
 
+# typer vendors click and exports few of its exceptions; the others are these' bases.
+_CLICK_ERRORS = {base.__name__: base for base in typer.BadParameter.__mro__}
+ClickError: type[Exception] = _CLICK_ERRORS["ClickException"]
+UsageError: type[Exception] = _CLICK_ERRORS["UsageError"]
+
+
 def main() -> None:
+    """Run the command line; every failure ends in one line on stderr and an exit code."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except UsageError as error:
+        context: typer.Context | None = getattr(error, "ctx", None)
+        if type(error).__name__ == "NoArgsIsHelpError" and context is not None:
+            _say(context.get_help())
+            sys.exit(0)
+        where = context.command_path if context is not None else "cqrs"
+        message = error.format_message()  # type: ignore[attr-defined]
+        print(f"error: {message} (see {where} --help)", file=sys.stderr)
+        sys.exit(error.exit_code)  # type: ignore[attr-defined]
+    except ClickError as error:
+        print(f"error: {error.format_message()}", file=sys.stderr)  # type: ignore[attr-defined]
+        sys.exit(error.exit_code)  # type: ignore[attr-defined]
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
+    sys.exit(code if isinstance(code, int) else 0)

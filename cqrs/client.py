@@ -45,6 +45,10 @@ class CommandTimeoutError(PipelineError):
     """No result arrived in time: is a command processor running (``cqrs worker``)?"""
 
 
+class UnknownCommandError(PipelineError, ValueError):
+    """The name is not one of the domain's commands."""
+
+
 class CommandClient:
     def __init__(self, settings: Settings, catalog: SchemaCatalog | None = None) -> None:
         self._settings = settings
@@ -72,6 +76,16 @@ class CommandClient:
         self._ready = threading.Event()
         self._closed = threading.Event()
 
+    def _command_record(self, command: str) -> str:
+        """The Avro record of a command named plainly (``PlaceOrder``) or in full."""
+        full_name = command if "." in command else self._namespace + command
+        if full_name not in self._catalog or not full_name.startswith(self._namespace):
+            raise UnknownCommandError(
+                f"{command!r} is not a command of this domain; one of "
+                f"{', '.join(self.command_names())}"
+            )
+        return full_name
+
     def send(
         self,
         command: str,
@@ -85,9 +99,9 @@ class CommandClient:
         issued_by: str = "cqrs-client",
     ) -> str:
         """Produce a command (e.g. ``"PlaceOrder"``); returns its command id once durable."""
-        full_name = command if "." in command else self._namespace + command
-        if full_name not in self._catalog or not full_name.startswith(self._namespace):
-            raise ValueError(f"{command!r} is not a command; one of {self.command_names()}")
+        full_name = self._command_record(command)
+        if not isinstance(payload, dict):
+            raise TypeError(f"the fields of {command} must be a dict, not {type(payload).__name__}")
         command_id = command_id or str(uuid.uuid4())
         metadata = {
             "command_id": command_id,
@@ -123,6 +137,7 @@ class CommandClient:
         **options: Any,
     ) -> CommandResult:
         """Send a command and return its result (accepted or rejected)."""
+        self._command_record(command)  # an unknown name fails now, not after listening
         self._start_listening()
         command_id = options.pop("command_id", None) or str(uuid.uuid4())
         future: Future[CommandResult] = Future()

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from core.settings import Settings
+from cqrs.cli import EXIT_REJECTED
 from cqrs.client import CommandClient
 from sinks.read_your_writes import ProjectionTimeoutError
 from tests.integration.pipeline import Pipeline, WorkerProcess, wait_until
@@ -97,6 +98,10 @@ def test_clients_read_their_own_writes_from_the_read_models(
         "SELECT status, version FROM {base}.order_summary WHERE order_id = %s",
         order_id,
     ) == [("CONFIRMED", 2)]
+    # A rejection is an answer, not a failure: printed, with an exit code of its own.
+    again = pipeline.cli("send", "ConfirmOrder", "-a", order_id)
+    assert again.returncode == EXIT_REJECTED, again.stderr[-2000:]
+    assert '"status": "REJECTED"' in again.stdout
     assert query(
         pipeline.settings,
         "SELECT customer_id, status FROM {base}.customer_orders WHERE order_id = %s",
