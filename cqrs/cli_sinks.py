@@ -65,13 +65,26 @@ def list_projections() -> None:
 @projections_app.command("migrate")
 def migrate(
     projection: Annotated[str | None, typer.Argument(help="One projection (default: all).")] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(help="Only the projections kept in this store: postgres or search."),
+    ] = None,
 ) -> None:
     """Create or upgrade the read-model stores (idempotent; sinks also do it at start)."""
     from sinks import registry
 
+    if store is not None and store not in registry.STORES:
+        raise typer.BadParameter(
+            f"{store!r} is not a store; one of {', '.join(registry.STORES)}", param_hint="--store"
+        )
     settings = _settings()
-    for name in [projection] if projection else registry.names(settings):
-        changes = registry.projection(name, settings).migrate(settings)
+    chosen = [projection] if projection else registry.names(settings)
+    entries = [registry.projection(name, settings) for name in chosen]
+    if store is not None:
+        entries = [entry for entry in entries if entry.store == store]
+    for entry in entries:
+        name = entry.name
+        changes = entry.migrate(settings)
         for line in changes:
             print(f"applied {line}")
         print(f"{name}: {'migrated' if changes else 'up to date'}")

@@ -26,9 +26,13 @@ class ProjectionTimeoutError(PipelineError):
     """A projection did not reach the awaited version in time."""
 
 
+STORES = ("postgres", "search")  # what a projection's store can be
+
+
 class ProjectionEntry(Protocol):
     name: str
     description: str
+    store: str  # one of STORES: which credentials and clients its processes need
 
     def build_sink(self, settings: Settings, serde: AvroSerde) -> Sink:
         """The sink that ``cqrs sink run <name>`` drives."""
@@ -57,6 +61,7 @@ class PostgresEntry:
     name: str
     description: str
     factory: Callable[[Settings], Any]  # Settings -> PostgresProjection
+    store: str = "postgres"
 
     def build_sink(self, settings: Settings, serde: AvroSerde) -> Sink:
         from sinks.postgres.database import Database

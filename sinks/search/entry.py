@@ -25,6 +25,7 @@ class SearchEntry:
         "search index of orders: alias <search.index_prefix>-orders over generations "
         "<prefix>-orders-NNNNNN (OpenSearch or Elasticsearch)"
     )
+    store: str = "search"
 
     def build_sink(self, settings: Settings, serde: AvroSerde) -> Sink:
         return build_search_sink(settings)

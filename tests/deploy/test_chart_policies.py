@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -364,3 +366,37 @@ def test_keda_gets_the_sasl_mode_its_kafka_scaler_accepts(mechanism: str, keda: 
         if obj and obj["kind"] == "Secret" and obj["metadata"]["name"].endswith("-keda")
     ]
     assert secret["stringData"]["sasl"] == keda
+
+
+@pytest.mark.parametrize("own_account", [True, False], ids=["chart-account", "given-account"])
+def test_the_migrations_hook_runs_a_real_command_under_an_account_that_exists_first(
+    own_account: bool,
+) -> None:
+    rendered = render(
+        None,
+        "postgres.migrations.enabled=true",
+        f"serviceAccount.create={str(own_account).lower()}",
+        "serviceAccount.name=team-runner",
+    )
+    (job,) = rendered.of_kind("Job")
+    args = pod_spec(job)["containers"][0]["args"]
+    known = subprocess.run(
+        [sys.executable, "-m", "cqrs", *args, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert known.returncode == 0, f"cqrs {' '.join(args)}: {known.stderr}"
+    assert args[-2:] == ["--store", "postgres"], "the Job gets no search credentials"
+    account = pod_spec(job)["serviceAccountName"]
+    if not own_account:
+        assert account == "team-runner"  # the operator's, which exists before the release
+        return
+    hooks = {
+        obj["metadata"]["name"]: obj["metadata"].get("annotations", {})
+        for obj in rendered.of_kind("ServiceAccount")
+    }
+    job_hook = job["metadata"]["annotations"]
+    assert "pre-install" in hooks[account]["helm.sh/hook"], "a pre-install Job needs a hook account"
+    assert int(hooks[account]["helm.sh/hook-weight"]) < int(job_hook["helm.sh/hook-weight"])

@@ -257,9 +257,14 @@ readinessProbe:
   failureThreshold: {{ $p.readiness.failureThreshold }}
 {{- end -}}
 
-{{/* Pod-level fields every workload shares. */}}
+{{/* Pod-level fields every workload shares, under the release's ServiceAccount. */}}
 {{- define "cqrs.podCommon" -}}
 serviceAccountName: {{ include "cqrs.serviceAccountName" . }}
+{{ include "cqrs.podShared" . }}
+{{- end -}}
+
+{{/* The same without the ServiceAccount (a hook Job brings its own). */}}
+{{- define "cqrs.podShared" -}}
 automountServiceAccountToken: false
 enableServiceLinks: false
 securityContext:
