@@ -55,6 +55,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from core.metrics import TRANSACTION_COMMIT_SECONDS
 from core.observability import WORKER_READY, Health
 from core.settings import KafkaConfig
+from processors.bounded_call import CallOverranError, call_within
 from processors.changelog import ChangelogRestore
 from processors.commit_outcome import Outcome, committed_offsets, judge
 from processors.state import PartitionedState
@@ -341,15 +342,19 @@ class TransactionalLoop:
         self, what: str, call: Callable[[float], object], deadline: float | None = None
     ) -> None:
         """``call(timeout)`` again while it fails with a retriable error (librdkafka allows
-        this for every transactional call) until ``deadline``; then ``GaveUpError``. Any
-        other error is raised as it is."""
+        this for every transactional call) until ``deadline``; then ``GaveUpError``, as
+        when a call overruns its timeout (``processors.bounded_call``). Any other error
+        is raised as it is."""
         while True:
             attempt = ATTEMPT_TIMEOUT_S
             if deadline is not None:
                 attempt = min(attempt, max(0.1, deadline - time.monotonic()))
             try:
-                call(attempt)
+                call_within(call, attempt, what)
                 return
+            except CallOverranError as overran:
+                # The producer may be wedged: only a new one is sure to go on.
+                raise GaveUpError(KafkaError(KafkaError._TIMED_OUT, str(overran))) from None
             except KafkaException as exception:
                 error = exception.args[0]
                 if not error.retriable() or self._stopping:

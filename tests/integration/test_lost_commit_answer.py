@@ -6,7 +6,8 @@ worker then replaces its producer, and must neither decide the transaction's
 commands again (they are committed) nor lose their state writes. Here the loop
 runs in this process on the real broker with its producer wrapped so that one
 ``commit_transaction`` fails fatally, once after really committing and once
-without having committed; a steady stream with retries checks every guarantee.
+without having committed, or never returns; a steady stream with retries checks
+every guarantee.
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ from tests.integration.pipeline import Pipeline
 
 
 class OneCommitLost:
-    """A transactional producer whose first commit after ``arm()`` fails fatally, having
-    committed first when ``committed`` (the answer lost) or not (the request lost)."""
+    """A transactional producer whose first commit after ``arm()`` goes wrong: it commits
+    and then fails fatally (``answer-lost``), fails fatally without committing
+    (``request-lost``), or never returns (``hangs``, as librdkafka's calls can)."""
 
-    def __init__(self, committed: bool) -> None:
-        self.committed = committed
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
         self.armed = threading.Event()
         self.fired = threading.Event()
+        self._never = threading.Event()
 
     def wrap(self, producer: Producer) -> Producer:
         fault = self
@@ -47,7 +50,9 @@ class OneCommitLost:
             def commit_transaction(self, timeout: float = -1) -> None:
                 if fault.armed.is_set() and not fault.fired.is_set():
                     fault.fired.set()
-                    if fault.committed:
+                    if fault.mode == "hangs":
+                        fault._never.wait(120)
+                    if fault.mode == "answer-lost":
                         producer.commit_transaction(timeout)
                     raise KafkaException(
                         KafkaError(KafkaError._FENCED, "the commit's answer was lost", fatal=True)
@@ -91,14 +96,18 @@ def stream(pipeline: Pipeline) -> Iterator[CommandStream]:
     stream.stop()
 
 
-@pytest.mark.parametrize("committed", [True, False], ids=["committed", "not-committed"])
+@pytest.mark.parametrize(
+    ("mode", "verdict"),
+    [("answer-lost", "was committed"), ("request-lost", "is aborted"), ("hangs", "is aborted")],
+)
 def test_a_commit_failing_fatally_is_settled_from_the_groups_offsets(
     pipeline: Pipeline,
     stream: CommandStream,
-    committed: bool,
+    mode: str,
+    verdict: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    fault = OneCommitLost(committed)
+    fault = OneCommitLost(mode)
     loop = loop_losing(fault, pipeline.settings)
     runner = threading.Thread(target=loop.run, daemon=True)
     with caplog.at_level(logging.WARNING, logger="cqrs.loop"):
@@ -114,7 +123,8 @@ def test_a_commit_failing_fatally_is_settled_from_the_groups_offsets(
         finally:
             loop.stop()
             runner.join(30)
-    verdict = "was committed" if committed else "is aborted"
     settled = [r.getMessage() for r in caplog.records if "whose commit failed" in r.getMessage()]
     assert settled and verdict in settled[0], settled
+    if mode == "hangs":
+        assert any("did not return within" in r.getMessage() for r in caplog.records)
     assert not runner.is_alive(), "the loop did not stop"
