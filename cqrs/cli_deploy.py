@@ -31,3 +31,28 @@ def topics(
         return
     changed = topic_manifests.write(target)
     print(f"{'wrote' if changed else 'unchanged:'} {target}")
+
+
+@deploy_app.command("values")
+def values(
+    domain: Annotated[
+        str | None,
+        typer.Option(help="The domain, package.module:attribute (default: CQRS_DOMAIN)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Chart values for the domain: its process managers, projections and topics."""
+    from core.settings import load_settings
+    from deploy import domain_values
+
+    settings = load_settings()
+    if domain is not None:
+        settings = settings.model_copy(update={"domain": domain})
+    text = domain_values.render(settings)
+    if output is None:
+        print(text, end="")
+        return
+    output.write_text(text)
+    print(f"wrote {output}")

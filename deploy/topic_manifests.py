@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core.domain import load_domain
+from core.domain import Domain, load_domain
 from core.settings import ProcessorSettings, Settings
 from processors import command_task
 from processors.process_manager_task import changelog_topic
@@ -45,23 +45,23 @@ def _entry(spec: TopicSpec) -> dict[str, Any]:
     }
 
 
-def topic_table() -> dict[str, Any]:
-    """What the chart needs to know about every topic, as plain data."""
+def topic_table(domain: Domain = DEFAULT_DOMAIN) -> dict[str, Any]:
+    """What the chart needs to know about every topic of ``domain``, as plain data."""
     return {
         "generatedBy": GENERATED_BY,
-        "productTopics": [_entry(spec) for spec in domain_topic_specs(DEFAULT_DOMAIN)],
+        "productTopics": [_entry(spec) for spec in domain_topic_specs(domain)],
         # The workers' state, one partition per input partition; named by the app ids
         # (the chart runs the default ones), never prefixed.
-        "changelogTopics": _changelogs(),
+        "changelogTopics": _changelogs(domain),
         # The embedded registry's log: one partition, so one ordered history.
         "schemaTopic": {"partitions": 1, "config": dict(sorted(SCHEMA_TOPIC_CONFIG.items()))},
     }
 
 
-def _changelogs() -> list[dict[str, Any]]:
+def _changelogs(domain: Domain) -> list[dict[str, Any]]:
     processor = ProcessorSettings()
     names = {command_task.changelog_topic(processor.app_id): "command processor state"}
-    for manager in DEFAULT_DOMAIN.process_managers:
+    for manager in domain.process_managers:
         group = processor.process_manager_group(manager.name)
         names[changelog_topic(group, manager.name)] = f"process manager {manager.name} state"
     config = dict(sorted(CHANGELOG_CONFIG.items()))

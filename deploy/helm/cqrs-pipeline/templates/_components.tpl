@@ -14,9 +14,11 @@ this one list, so a component cannot have a Deployment but lack its policy.
 {{- $c := $v.commandProcessor -}}
 {{- $items = append $items (dict "name" "command-processor" "kind" "StatefulSet" "args" (list "worker") "needs" (list "registry") "replicas" $c.replicas "resources" $c.resources "grace" $c.terminationGracePeriodSeconds "store" $c.store "standby" $c.standbyReplicas "persistence" $c.persistence "group" "cqrs-command-processor" "topic" "commands" "autoscaling" $c.autoscaling) -}}
 {{- end -}}
-{{- if $v.saga.enabled -}}
-{{- $c := $v.saga -}}
-{{- $items = append $items (dict "name" "saga" "kind" "StatefulSet" "args" (list "saga") "needs" (list "registry") "replicas" $c.replicas "resources" $c.resources "grace" $c.terminationGracePeriodSeconds "store" $c.store "standby" $c.standbyReplicas "persistence" $c.persistence "group" "cqrs-fulfilment" "topic" "" "autoscaling" dict) -}}
+{{- range $name, $manager := $v.processManagers -}}
+{{- if $manager.enabled -}}
+{{- $c := merge (deepCopy $manager) (deepCopy $v.processManager) -}}
+{{- $items = append $items (dict "name" (printf "pm-%s" $name) "kind" "StatefulSet" "args" (list "saga" $name) "needs" (list "registry") "replicas" $c.replicas "resources" $c.resources "grace" $c.terminationGracePeriodSeconds "store" $c.store "standby" $c.standbyReplicas "persistence" $c.persistence "group" (printf "cqrs-%s" $name) "topic" "" "autoscaling" dict) -}}
+{{- end -}}
 {{- end -}}
 {{- range $projection, $sink := $v.sinks.projections -}}
 {{- if $sink.enabled -}}

@@ -57,9 +57,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
-{{/* The generated topic table (files/topics.json, from schemas/topics.py). */}}
+{{/* The domain's topic table: topics.table (`cqrs deploy values`), else the shop's
+files/topics.json (`cqrs deploy topics`). */}}
 {{- define "cqrs.topicTable" -}}
+{{- if .Values.topics.table -}}
+{{- toJson .Values.topics.table -}}
+{{- else -}}
 {{- .Files.Get "files/topics.json" -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Partitions of every product topic: the value, or the generated table's count. */}}
