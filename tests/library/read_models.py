@@ -1,5 +1,5 @@
-"""The library's read model: one PostgreSQL row per book (``books``), built on the sinks'
-public classes only; ``domain.py`` declares it as the projection ``books``."""
+"""The library's read model: one PostgreSQL row per book (``books``), built on the public
+read-model API (``cqrs.read_models``) only; ``domain.py`` declares it as ``books``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,16 @@ from typing import Any
 
 from psycopg import sql
 
-from sinks.base import Entry, EventRecord
-from sinks.postgres.projection import Applied, PostgresProjection
-from sinks.postgres.schema import Cursor, Migration, position_tables
-from sinks.registry import PostgresEntry
+from cqrs.read_models import (
+    Applied,
+    Cursor,
+    Entry,
+    EventRecord,
+    Migration,
+    PostgresEntry,
+    PostgresProjection,
+    position_tables,
+)
 
 
 @dataclass(frozen=True)
