@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -167,6 +168,34 @@ def schemas_check() -> None:
         _say(f"{problems} schema(s) incompatible with the registry")
         raise typer.Exit(1)
     _say("every local schema is compatible with the registry")
+
+
+@app.command("new")
+def new(
+    package: Annotated[str, typer.Argument(help="The new domain's package, e.g. helpdesk.")],
+    aggregate: Annotated[
+        str, typer.Option(help="Its aggregate, CamelCase: opened and closed.")
+    ] = "Ticket",
+    into: Annotated[
+        Path, typer.Option(help="Directory to write the package in.", file_okay=False)
+    ] = Path(),
+) -> None:
+    """Write a new domain package: an aggregate, its schemas, a read model and tests."""
+    from cqrs import scaffold
+
+    try:
+        names = scaffold.check_names(package, aggregate)
+    except ConfigurationError as error:
+        raise typer.BadParameter(str(error)) from None
+    written = scaffold.write(names, into)
+    root = into / package
+    _say(f"wrote {len(written)} files into {root}:")
+    for path in written:
+        _say(f"  {path.relative_to(root)}")
+    _say(
+        f"next: export PYTHONPATH={into.resolve()} CQRS_DOMAIN={package}.domain:domain; "
+        f"python -m pytest {root}/tests; then see docs/new-domain.md"
+    )
 
 
 @app.command("worker")
