@@ -6,10 +6,8 @@ decided exactly once: no duplicate event, gap-free sequences, one result per
 command record, retries answered with the original bytes, and the worker never
 exited. ``benchmarks/broker_faults.py`` repeats the scenarios as often as asked.
 
-They carry the ``faults`` mark and run with ``pytest -m faults``, not in the
-default run: the three-broker scenario still fails now and then (a commit call
-blocked for minutes, then commands decided twice; docs/benchmarks.md lists
-every run), and a suite that fails at random lands nothing.
+They carry the ``faults`` mark (``pytest -m faults`` runs only them) and are
+part of the default run; docs/benchmarks.md lists every run of the benchmark.
 """
 
 from __future__ import annotations
