@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
@@ -20,10 +20,11 @@ from core.domain import Aggregate
 from core.domain_errors import DomainError, InvalidCommandError, check_expected_version
 from processors.messages import MessageTypes
 from processors.partitioning import partition_for
+from processors.result_encoding import SAMPLES, verified
 from processors.structs import build, plain
 from processors.table_keys import record_key, result_key, slot_key
 from schemas.errors import SerializationError
-from schemas.serde import AvroSerde
+from schemas.serde import HEADER, AvroSerde
 
 RESULT_RECORD = "cqrs.envelope.CommandResult"
 PARSED_RECORDS_MAX = 200_000  # parsed aggregate records kept; about 1 kB each
@@ -143,6 +144,7 @@ class CommandProcessor:
         self._parsed: dict[bytes, tuple[bytes, AggregateRecord]] = {}
         self._partitions: dict[bytes, int] = {}  # murmur2 of each key seen, once
         self._now_ms = 0
+        self._result_encoder: Callable[[dict[str, Any]], bytes] | None = None
 
     # -- input ------------------------------------------------------------------
 
@@ -408,7 +410,22 @@ class CommandProcessor:
         }
 
     def _encode_result(self, result: dict[str, Any]) -> bytes:
-        return self._serde.encode(self._results_topic, RESULT_RECORD, result)
+        encoder = self._result_encoder
+        if encoder is None:
+            encoder = self._result_encoder = self._result_encoding()
+        return encoder(result)
+
+    def _result_encoding(self) -> Callable[[dict[str, Any]], bytes]:
+        """Framing from the serde (registering the schema on first use), the body by hand
+        when it matches fastavro's for the loaded schema (``processors.result_encoding``)."""
+        serde, topic = self._serde, self._results_topic
+
+        def generic(value: Mapping[str, Any]) -> bytes:
+            return serde.encode(topic, RESULT_RECORD, value)[HEADER.size :]
+
+        header = serde.encode(topic, RESULT_RECORD, SAMPLES[0])[: HEADER.size]
+        body = verified(generic)
+        return lambda result: header + body(result)
 
 
 def window_writes(
