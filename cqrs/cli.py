@@ -141,12 +141,23 @@ def registry() -> None:
 
 
 @schemas_app.command("list")
-def schemas_list() -> None:
+def schemas_list(
+    offline: Annotated[
+        bool, typer.Option(help="List the local schemas only; no registry is asked.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """Every local schema, its subject, and what the registry holds for it."""
+    import dataclasses
+
     from schemas import tooling
 
-    for line in tooling.list_lines(_settings()):
-        _say(line)
+    states = tooling.list_states(_settings(), offline=offline)
+    if as_json:
+        print(json.dumps([dataclasses.asdict(state) for state in states], indent=2))
+        return
+    for state in states:
+        _say(state.line())
 
 
 @schemas_app.command("register")

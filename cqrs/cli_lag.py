@@ -48,8 +48,13 @@ def show(
 
     settings = load_settings()
     groups = [*product_groups(settings), *_extra(group)]
-    monitor = LagMonitor(settings, exact_limit=exact_limit)
+    # librdkafka would print a line per failed connection attempt; one clear error instead.
+    quiet = logging.getLogger("cqrs.lag.librdkafka")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    monitor = LagMonitor(settings, exact_limit=exact_limit, kafka_log=quiet)
     try:
+        monitor.reachable()
         lags = monitor.measure(groups)
     finally:
         monitor.close()

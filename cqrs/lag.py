@@ -26,6 +26,7 @@ For each group and each partition of the topics it reads:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -168,8 +169,12 @@ class LagMonitor:
         settings: Settings,
         exact_limit: int = DEFAULT_EXACT_LIMIT,
         timeout_s: float = 10.0,
+        kafka_log: logging.Logger | None = None,
     ) -> None:
-        config = settings.kafka.confluent_config()
+        config: dict[str, Any] = {**settings.kafka.confluent_config()}
+        if kafka_log is not None:
+            config["logger"] = kafka_log  # librdkafka's lines go there, not to stderr
+        self._bootstrap = settings.kafka.bootstrap_servers
         self._admin = AdminClient(config)
         self._probe = Consumer(
             {
@@ -187,6 +192,17 @@ class LagMonitor:
 
     def close(self) -> None:
         self._probe.close()
+
+    def reachable(self) -> None:
+        """``LagError`` naming the brokers when Kafka does not answer at all."""
+        try:
+            self._admin.list_topics(timeout=min(self._timeout_s, 5.0))
+        except KafkaException as error:
+            raise LagError(
+                f"cannot reach Kafka at {self._bootstrap} ({error.args[0].str()}); is it "
+                "running and are the CQRS_KAFKA__* settings right? (the local stack: "
+                "cqrs stack status)"
+            ) from error
 
     def measure(self, groups: Sequence[ConsumerGroup]) -> list[PartitionLag]:
         """Lag of every partition of every group that exists (others are left out)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from core.settings import Settings
 from schemas.catalog import SchemaCatalog
@@ -23,18 +24,43 @@ def _subjects(settings: Settings, catalog: SchemaCatalog) -> Iterator[tuple[Topi
             yield spec, record, subject_for(topic, record)
 
 
-def list_lines(settings: Settings) -> Iterator[str]:
+@dataclass(frozen=True)
+class SchemaState:
+    record: str  # full Avro name
+    revision: int
+    subject: str
+    registry: str  # registered / not registered / differs / not asked (offline)
+    schema_id: int | None = None
+    version: int | None = None
+
+    def line(self) -> str:
+        where = (
+            f"registered: id {self.schema_id}, version {self.version}"
+            if self.registry == "registered"
+            else self.registry
+        )
+        return f"{self.record:<42} r{self.revision}  {self.subject:<58} {where}"
+
+
+def list_states(settings: Settings, *, offline: bool = False) -> Iterator[SchemaState]:
+    """Every local schema and its subject, with what the registry holds (``offline``: not
+    asked, so no registry is needed)."""
     catalog = SchemaCatalog.for_settings(settings)
     registry = RegistryClient(settings.registry)
     for _spec, record, subject in _subjects(settings, catalog):
+        revision = catalog.revision(record)
+        if offline:
+            yield SchemaState(record, revision, subject, "not asked (offline)")
+            continue
         try:
             found = registry.lookup(subject, catalog.canonical_text(record))
-            state = f"registered: id {found.id}, version {found.version}"
         except RegistryError as error:
             if error.status == 0:
                 raise
             state = "not registered" if error.code == SUBJECT_NOT_FOUND else "differs from registry"
-        yield f"{record:<42} r{catalog.revision(record)}  {subject:<58} {state}"
+            yield SchemaState(record, revision, subject, state)
+            continue
+        yield SchemaState(record, revision, subject, "registered", found.id, found.version)
 
 
 def register_all(settings: Settings, catalog: SchemaCatalog | None = None) -> Iterator[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -58,3 +60,43 @@ def test_version_and_bare_help_exit_0() -> None:
     assert version.returncode == 0 and version.stdout.startswith("cqrs "), version
     bare = cqrs()
     assert bare.returncode == 0 and "Usage" in bare.stdout, bare
+
+
+def test_lag_with_kafka_unreachable_is_one_line_naming_the_brokers() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "cqrs", "lag"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "CQRS_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:9"},
+    )
+    assert run.returncode == 1, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach Kafka at 127.0.0.1:9" in lines[0], run.stderr
+
+
+def test_schemas_list_offline_needs_no_registry() -> None:
+    env = {**os.environ, "CQRS_REGISTRY__URL": "http://127.0.0.1:9"}
+    offline = subprocess.run(
+        [sys.executable, "-m", "cqrs", "schemas", "list", "--offline", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert offline.returncode == 0, offline.stderr
+    listed = json.loads(offline.stdout)
+    assert {"record": "cqrs.commands.PlaceOrder", "revision": 1} in [
+        {"record": s["record"], "revision": s["revision"]} for s in listed
+    ]
+    asking = subprocess.run(
+        [sys.executable, "-m", "cqrs", "schemas", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert asking.returncode == 1 and "unreachable" in asking.stderr.strip().splitlines()[-1]
