@@ -40,6 +40,13 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from opensearchpy import OpenSearch, helpers
 
+from aggregates.search_orders import (
+    ORDER_MAPPINGS,
+    OrderDocument,
+    OrdersSearch,
+    apply,
+    order_change,
+)
 from benchmarks.common import delete_topics, report
 from benchmarks.sink_process import sink_processes, steady_rate
 from core.settings import Settings, load_settings
@@ -51,10 +58,10 @@ from schemas.topic_admin import ensure_topics
 from sinks.base import EventRecord
 from sinks.rebuild import SilentProgress
 from sinks.runner import sink_group
-from sinks.search.documents import OrderDocument, apply, order_change
-from sinks.search.mapping import ORDER_MAPPINGS, index_settings
+from sinks.search.mapping import index_settings
 from sinks.search.rebuild import rebuild_search_index
-from sinks.search.sink import PROJECTION
+
+PROJECTION = OrdersSearch.name
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ADDRESS = {
@@ -309,7 +316,9 @@ def main() -> None:
             forget_group(replicated)
             summary = ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rates.items())
             print(f"round {number}/{arguments.rounds}: {summary}", flush=True)
-        rebuilt = rebuild_search_index(round_settings(settings, 1), serde, SilentProgress())
+        rebuilt = rebuild_search_index(
+            round_settings(settings, 1), OrdersSearch(), serde, SilentProgress()
+        )
         print(f"rebuild: {rebuilt.replayed:,} events in {rebuilt.seconds:.1f}s", flush=True)
         best_plain = (
             "bulk"

@@ -1,40 +1,49 @@
-"""The ``search-orders`` projection as ``cqrs sink run``, ``cqrs projections`` and
-read-your-writes find it (``sinks.registry``)."""
+"""A search projection as ``cqrs sink run``, ``cqrs projections`` and read-your-writes
+find it (``sinks.registry``): ``SearchEntry(ProjectionClass)``."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from core.settings import Settings
 from schemas.serde import AvroSerde
 from sinks.base import Sink
 from sinks.rebuild import RebuildProgress, RebuildReport
 from sinks.search.backend import ResourceMissingError, open_backend
-from sinks.search.index import OrderIndex
+from sinks.search.index import SearchIndex
+from sinks.search.projection import SearchProjection
 from sinks.search.rebuild import rebuild_search_index
-from sinks.search.sink import PROJECTION, build_search_sink
+from sinks.search.sink import build_search_sink
 
 POLL_INTERVAL_S = 0.1
 
 
 @dataclass(frozen=True)
 class SearchEntry:
-    name: str = PROJECTION
-    description: str = (
-        "search index of orders: alias <search.index_prefix>-orders over generations "
-        "<prefix>-orders-NNNNNN (OpenSearch or Elasticsearch)"
-    )
+    """The entry of a search projection; ``factory`` builds it (its class will do)."""
+
+    factory: Callable[[], SearchProjection[Any, Any]]
     store: str = "search"
 
+    @property
+    def name(self) -> str:
+        return self.factory().name
+
+    @property
+    def description(self) -> str:
+        return self.factory().description
+
     def build_sink(self, settings: Settings, serde: AvroSerde) -> Sink:
-        return build_search_sink(settings)
+        return build_search_sink(settings, self.factory())
 
     def migrate(self, settings: Settings) -> list[str]:
         """Create the first index generation behind the alias when there is none."""
         backend = open_backend(settings.search)
         try:
-            index = OrderIndex(backend, settings.search)
+            index = SearchIndex(backend, settings.search, self.factory())
             if index.live_index() is not None:
                 return []
             created = index.ensure()
@@ -45,16 +54,16 @@ class SearchEntry:
     def rebuild(
         self, settings: Settings, serde: AvroSerde, progress: RebuildProgress
     ) -> RebuildReport:
-        return rebuild_search_index(settings, serde, progress)
+        return rebuild_search_index(settings, self.factory(), serde, progress)
 
     def wait_for(
         self, settings: Settings, aggregate_id: str, version: int, timeout_s: float
     ) -> int:
-        """Wait until the order's document has ``version`` (documents are read in real time)."""
+        """Wait until the aggregate's document has ``version`` (read in real time)."""
         from sinks.registry import ProjectionTimeoutError
 
         backend = open_backend(settings.search)
-        alias = OrderIndex(backend, settings.search).alias
+        alias = SearchIndex(backend, settings.search, self.factory()).alias
         deadline = time.monotonic() + timeout_s
         seen = 0
         try:
@@ -75,6 +84,3 @@ class SearchEntry:
                 time.sleep(POLL_INTERVAL_S)
         finally:
             backend.close()
-
-
-SEARCH_ORDERS = SearchEntry()

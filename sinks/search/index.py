@@ -1,4 +1,4 @@
-"""The order index behind its alias: ``<prefix>-orders`` → ``<prefix>-orders-<generation>``.
+"""A projection's index behind its alias: ``<prefix>-<index>`` → ``<prefix>-<index>-<generation>``.
 
 Readers and the live sink only ever use the alias. The first generation
 (``-000001``) is created together with the alias in one request, so two sinks
@@ -18,17 +18,21 @@ from typing import Any
 from core.errors import SinkError
 from core.settings import SearchSettings
 from sinks.search.backend import ResourceMissingError, SearchBackend
-from sinks.search.mapping import ORDER_MAPPINGS, index_settings, live_settings
+from sinks.search.mapping import index_settings, live_settings
+from sinks.search.projection import SearchProjection
 
 log = logging.getLogger("cqrs.sinks.search")
 FIRST_GENERATION = 1
 
 
-class OrderIndex:
-    def __init__(self, backend: SearchBackend, search: SearchSettings) -> None:
+class SearchIndex:
+    def __init__(
+        self, backend: SearchBackend, search: SearchSettings, projection: SearchProjection[Any, Any]
+    ) -> None:
         self.backend = backend
         self.search = search
-        self.alias = f"{search.index_prefix}-orders"
+        self.projection = projection
+        self.alias = f"{search.index_prefix}-{projection.index}"
         self._generation = re.compile(re.escape(self.alias) + r"-(\d{6})$")
 
     def generation_name(self, generation: int) -> str:
@@ -59,15 +63,15 @@ class OrderIndex:
         if generations:
             raise SinkError(
                 f"alias {self.alias} is missing although {generations[-1]} exists; restore it "
-                "with `cqrs projections rebuild search-orders` (builds and switches a new "
-                "index)",
+                f"with `cqrs projections rebuild {self.projection.name}` (builds and "
+                "switches a new index)",
                 retryable=False,
             )
         first = self.generation_name(FIRST_GENERATION)
         created = self.backend.create_index(
             first,
             settings=index_settings(self.search),
-            mappings=ORDER_MAPPINGS,
+            mappings=dict(self.projection.mappings),
             alias=self.alias,
         )
         if created:
@@ -93,7 +97,7 @@ class OrderIndex:
         created = self.backend.create_index(
             name,
             settings=index_settings(self.search, bulk_load=True),
-            mappings=ORDER_MAPPINGS,
+            mappings=dict(self.projection.mappings),
             alias="",
         )
         if not created:

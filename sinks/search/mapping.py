@@ -1,15 +1,12 @@
-"""The explicit mapping of the order index (identical on OpenSearch and Elasticsearch).
+"""Building blocks of a search projection's mapping, and the index settings.
 
-``dynamic: strict``: a document with a field the mapping does not know is
-refused (HTTP 400) instead of silently widening the mapping, so a schema change
-that reaches the index without a mapping change shows up as dead letters.
-
-- identifiers, statuses, currencies, SKUs, postal codes: ``keyword``;
-- people-facing text (address name, street, city; rejection/cancellation
-  reason): ``text`` with a ``keyword`` sub-field for sorting and aggregations;
-- ``items`` is ``nested``, so "sku X with quantity > 2" matches within one line;
-- ``search_text`` collects the free-text fields (``copy_to``) for one-box search;
-- money in minor units (``long``), timestamps as ``date`` (ISO-8601, UTC).
+A mapping works on OpenSearch and Elasticsearch alike when it keeps to these:
+``keyword`` for identifiers and codes, ``text_field`` (text with a ``keyword``
+sub-field for sorting and aggregations) for people-facing text, ``copy_to``
+``SEARCH_TEXT`` for one-box search, ``LONG`` for money in minor units and
+``DATE`` for ISO-8601 UTC timestamps. ``"dynamic": "strict"`` makes a document
+with a field the mapping does not know a refusal (HTTP 400, dead-lettered)
+instead of a silently widened mapping.
 """
 
 from __future__ import annotations
@@ -20,12 +17,14 @@ from core.settings import SearchSettings
 
 SEARCH_TEXT = "search_text"
 
-_KEYWORD = {"type": "keyword"}
-_LONG = {"type": "long"}
-_DATE = {"type": "date", "format": "strict_date_optional_time||epoch_millis"}
+KEYWORD = {"type": "keyword"}
+LONG = {"type": "long"}
+INTEGER = {"type": "integer"}
+DATE = {"type": "date", "format": "strict_date_optional_time||epoch_millis"}
 
 
-def _text(*, copy: bool = True) -> dict[str, Any]:
+def text_field(*, copy: bool = True) -> dict[str, Any]:
+    """People-facing text, with a ``keyword`` sub-field; copied to ``SEARCH_TEXT``."""
     field: dict[str, Any] = {
         "type": "text",
         "fields": {"keyword": {"type": "keyword", "ignore_above": 256}},
@@ -35,48 +34,9 @@ def _text(*, copy: bool = True) -> dict[str, Any]:
     return field
 
 
-def _copied_keyword() -> dict[str, Any]:
+def copied_keyword() -> dict[str, Any]:
+    """A keyword that one-box search (``SEARCH_TEXT``) finds too."""
     return {"type": "keyword", "copy_to": SEARCH_TEXT}
-
-
-ORDER_MAPPINGS: dict[str, Any] = {
-    "dynamic": "strict",
-    "properties": {
-        "order_id": _copied_keyword(),
-        "customer_id": _copied_keyword(),
-        "status": _KEYWORD,
-        "status_reason": _text(),
-        "items": {
-            "type": "nested",
-            "properties": {
-                "sku": _copied_keyword(),
-                "quantity": {"type": "integer"},
-                "unit_price_cents": _LONG,
-                "amount_cents": _LONG,
-            },
-        },
-        "item_count": {"type": "integer"},
-        "currency": _KEYWORD,
-        "total_cents": _LONG,
-        "shipping_address": {
-            "properties": {
-                "name": _text(),
-                "street": _text(),
-                "city": _text(),
-                "postal_code": _copied_keyword(),
-                "country": _KEYWORD,
-            }
-        },
-        "carrier": _copied_keyword(),
-        "tracking_number": _copied_keyword(),
-        "placed_at": _DATE,
-        "updated_at": _DATE,
-        "shipped_at": _DATE,
-        "version": _LONG,
-        "last_event_id": _KEYWORD,
-        SEARCH_TEXT: {"type": "text"},
-    },
-}
 
 
 def index_settings(search: SearchSettings, *, bulk_load: bool = False) -> dict[str, Any]:

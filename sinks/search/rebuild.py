@@ -23,32 +23,36 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from core.settings import Settings
 from schemas.serde import AvroSerde
 from sinks.rebuild import RebuildProgress, RebuildReport, Replayer, SilentProgress
 from sinks.search.backend import SearchBackend, open_backend
-from sinks.search.index import OrderIndex
-from sinks.search.sink import PROJECTION, SearchOrdersSink, SkippedEvents
+from sinks.search.index import SearchIndex
+from sinks.search.projection import SearchProjection
+from sinks.search.sink import SearchSink, SkippedEvents
 
 log = logging.getLogger("cqrs.sinks.search")
 
 
 def rebuild_search_index(
     settings: Settings,
+    projection: SearchProjection[Any, Any],
     serde: AvroSerde,
     progress: RebuildProgress | None = None,
     *,
     backend: SearchBackend | None = None,
 ) -> RebuildReport:
-    """Build a new generation of the order index from the event log and switch the alias."""
+    """Build a new generation of the projection's index from the event log and switch the
+    alias."""
     started = time.monotonic()
     progress = progress or SilentProgress()
     backend = backend or open_backend(settings.search)
-    index = OrderIndex(backend, settings.search)
+    index = SearchIndex(backend, settings.search, projection)
     new = index.create_next_generation()
     skipped = SkippedEvents()
-    sink = SearchOrdersSink(settings, backend, skipped, target_index=new)
+    sink = SearchSink(projection, settings, backend, skipped, target_index=new)
     replayer = Replayer(settings, sink, serde, progress)
     switched = False
     try:
@@ -62,7 +66,7 @@ def rebuild_search_index(
         replayer.run_until(ends)
     except BaseException:
         if not switched:
-            log.warning("rebuild of %s failed before the switch; deleting %s", PROJECTION, new)
+            log.warning("rebuild of %s failed before the switch; deleting %s", projection.name, new)
             backend.delete_index(new)
         raise
     finally:
@@ -71,7 +75,7 @@ def rebuild_search_index(
         backend.delete_index(old)
     log.info("%s now serves from %s (was %s)", index.alias, new, ", ".join(previous) or "-")
     return RebuildReport(
-        PROJECTION,
+        projection.name,
         new,
         replayer.replayed,
         replayer.skipped + skipped.count,

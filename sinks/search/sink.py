@@ -1,7 +1,8 @@
-"""The ``search-orders`` sink: order documents in the search index, bulk-written, versioned.
+"""The search sink: a projection's documents in the index, bulk-written, versioned.
 
-How a document is built from several events, correctly under redelivery and
-restarts:
+It runs any ``SearchProjection`` (``sinks.search.projection``); the shop's
+``search-orders`` is one. How a document is built from several events,
+correctly under redelivery and restarts:
 
 - Every write is a whole document with ``version_type=external`` and
   ``version`` = the aggregate version (the event's ``sequence``). The engine
@@ -10,22 +11,23 @@ restarts:
   it gets back is the expected idempotent outcome, not an error.
 - Partial or scripted updates cannot be combined with external versioning, so
   the sink folds events into full documents itself. The index is the fold's
-  memory: each document holds the whole order state and its version. For an
-  order whose changes in a batch start at ``OrderPlaced``, the document is
-  fully determined by the batch; otherwise the sink starts from its cached
-  copy or reads the current document (real-time ``mget``) and applies only
-  events with a higher sequence. After a restart the cache is empty and the
-  index answers; events at or below the stored version are skipped.
+  memory: each document holds the whole state of its aggregate and its
+  version. For a document whose changes in a batch start at sequence 1, the
+  document is fully determined by the batch; otherwise the sink starts from
+  its cached copy or reads the current document (real-time ``mget``) and
+  applies only events with a higher sequence. After a restart the cache is
+  empty and the index answers; events at or below the stored version are
+  skipped.
 - The cache (``search.document_cache_size`` documents, LRU) holds documents
   as written; it is dropped on any partition revocation (another process may
-  write those orders meanwhile) and entries are dropped on 409 or refusal.
-- All events of one order in a batch become one write (the last state).
+  write those documents meanwhile) and entries are dropped on 409 or refusal.
+- All events of one document in a batch become one write (the last state).
 
 Per-document bulk outcomes: 2xx applied; 409 already newer; 404/408/429/5xx
 retryable (the whole batch is retried, applied documents then answer 409);
-any other refusal (a 400 mapping error) sends that order's events of the
-batch to ``events-dlq`` and the sink goes on. A status event for an order the
-index has never seen placed is dead-lettered too (``ORDER_NOT_PLACED``).
+any other refusal (a 400 mapping error) sends that document's events of the
+batch to ``events-dlq`` and the sink goes on, as does an event the projection
+cannot apply (its ``InvalidEventError``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Protocol
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
@@ -45,34 +47,34 @@ from core.settings import Settings
 from sinks.base import BatchingSink, Entry, EventRecord, Partition, SinkBatch
 from sinks.dead_letter import DeadLetterPublisher, headers_of
 from sinks.errors import InvalidEventError
-from sinks.model.orders import ORDER_EVENTS
 from sinks.search.backend import (
     BulkItemResult,
     IndexOperation,
     SearchBackend,
     open_backend,
 )
-from sinks.search.documents import Fold, OrderChange, OrderDocument, fold, order_change
-from sinks.search.index import OrderIndex
+from sinks.search.index import SearchIndex
+from sinks.search.projection import Fold, SearchProjection, fold
 
 log = logging.getLogger("cqrs.sinks.search")
-PROJECTION = "search-orders"
+Change = Any  # a projection's change (sinks.search.projection.Change)
+Document = Any  # a projection's document
 
 
 class DocumentRefusedError(InvalidEventError):
     """The search engine will never accept the document an event leads to."""
 
-    def __init__(self, order_id: str, result: BulkItemResult) -> None:
+    def __init__(self, document_id: str, result: BulkItemResult) -> None:
         super().__init__(
             "SEARCH_DOCUMENT_REFUSED",
-            f"order {order_id}: HTTP {result.status} {result.error_type}: {result.reason}",
+            f"document {document_id}: HTTP {result.status} {result.error_type}: {result.reason}",
         )
 
 
 class RefusedEvents(Protocol):
     """Where events go that can never be indexed."""
 
-    def refuse(self, entry: Entry[OrderChange], error: InvalidEventError) -> None: ...
+    def refuse(self, entry: Entry[Change], error: InvalidEventError) -> None: ...
 
     def flush(self) -> None:
         """Make refusals durable; called before ``write`` returns."""
@@ -88,28 +90,28 @@ class DocumentCache:
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._documents: OrderedDict[str, OrderDocument] = OrderedDict()
+        self._documents: OrderedDict[str, Document] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, order_id: str) -> OrderDocument | None:
+    def get(self, document_id: str) -> Document | None:
         with self._lock:
-            found = self._documents.get(order_id)
+            found = self._documents.get(document_id)
             if found is not None:
-                self._documents.move_to_end(order_id)
+                self._documents.move_to_end(document_id)
             return found
 
-    def put(self, document: OrderDocument) -> None:
+    def put(self, document: Document) -> None:
         if self._capacity <= 0:
             return
         with self._lock:
-            self._documents[document.order_id] = document
-            self._documents.move_to_end(document.order_id)
+            self._documents[document.document_id] = document
+            self._documents.move_to_end(document.document_id)
             while len(self._documents) > self._capacity:
                 self._documents.popitem(last=False)
 
-    def drop(self, order_id: str) -> None:
+    def drop(self, document_id: str) -> None:
         with self._lock:
-            self._documents.pop(order_id, None)
+            self._documents.pop(document_id, None)
 
     def clear(self) -> None:
         with self._lock:
@@ -119,11 +121,9 @@ class DocumentCache:
         return len(self._documents)
 
 
-class SearchOrdersSink(BatchingSink[OrderChange]):
-    """Writes order documents through the alias (live) or into one index (rebuild)."""
+class SearchSink(BatchingSink[Change]):
+    """Writes a projection's documents through the alias (live) or into one index (rebuild)."""
 
-    projection = PROJECTION
-    event_types = ORDER_EVENTS
     # Writes run in the runner's writer thread while the next batch is consumed and
     # decoded: conversion is pure, the cache is locked, and everything else a write
     # touches belongs to the one write in flight.
@@ -131,6 +131,7 @@ class SearchOrdersSink(BatchingSink[OrderChange]):
 
     def __init__(
         self,
+        projection: SearchProjection[Any, Any],
         settings: Settings,
         backend: SearchBackend,
         refused: RefusedEvents,
@@ -138,10 +139,13 @@ class SearchOrdersSink(BatchingSink[OrderChange]):
         target_index: str | None = None,
     ) -> None:
         super().__init__()
+        self.projection_of = projection
+        self.projection = projection.name
+        self.event_types = projection.event_types
         self._search = settings.search
         self._backend = backend
         self._refused = refused
-        self._index = OrderIndex(backend, settings.search)
+        self._index = SearchIndex(backend, settings.search, projection)
         self._target = target_index or self._index.alias
         self._through_alias = target_index is None
         self._cache = DocumentCache(settings.search.document_cache_size)
@@ -167,21 +171,21 @@ class SearchOrdersSink(BatchingSink[OrderChange]):
             live = self._index.ensure()
             log.info("search sink writes through alias %s (now %s)", self._target, live)
 
-    def convert(self, record: EventRecord) -> OrderChange | None:
-        return order_change(record)
+    def convert(self, record: EventRecord) -> Change | None:
+        return self.projection_of.convert(record)
 
-    def write(self, batch: SinkBatch[OrderChange]) -> None:
-        """Fold and index the batch in chunks of orders, one chunk's reads and folding
+    def write(self, batch: SinkBatch[Change]) -> None:
+        """Fold and index the batch in chunks of documents, one chunk's reads and folding
         overlapping the bulk requests of the chunks before it."""
-        by_order: dict[str, list[Entry[OrderChange]]] = {}
+        by_document: dict[str, list[Entry[Change]]] = {}
         for entry in batch.entries:
-            by_order.setdefault(entry.item.order_id, []).append(entry)
-        orders = list(by_order)
+            by_document.setdefault(entry.item.document_id, []).append(entry)
+        ids = list(by_document)
         size = self._search.bulk_max_actions
-        in_flight: list[tuple[dict[str, Fold], Future[list[BulkItemResult]]]] = []
+        in_flight: list[tuple[dict[str, Fold[Any, Any]], Future[list[BulkItemResult]]]] = []
         try:
-            for start in range(0, len(orders), size):
-                chunk = {order_id: by_order[order_id] for order_id in orders[start : start + size]}
+            for start in range(0, len(ids), size):
+                chunk = {key: by_document[key] for key in ids[start : start + size]}
                 changed = self._fold(chunk)
                 if changed:
                     in_flight.append((changed, self._bulk_pool.submit(self._bulk, changed)))
@@ -203,28 +207,29 @@ class SearchOrdersSink(BatchingSink[OrderChange]):
             )
         self._refused_records.clear()
 
-    def _fold(self, chunk: Mapping[str, Sequence[Entry[OrderChange]]]) -> dict[str, Fold]:
-        """The folds of a chunk of orders that change a document; refusals recorded."""
+    def _fold(self, chunk: Mapping[str, Sequence[Entry[Change]]]) -> dict[str, Fold[Any, Any]]:
+        """The folds of a chunk of documents that change one; refusals recorded."""
         stored = self._starting_documents(chunk)
-        changed: dict[str, Fold] = {}
-        for order_id, entries in chunk.items():
-            result = fold(stored.get(order_id), entries)
+        changed: dict[str, Fold[Any, Any]] = {}
+        for document_id, entries in chunk.items():
+            result = fold(self.projection_of, stored.get(document_id), entries)
             for entry, error in result.rejected:
                 self._refuse(entry, error)
             if result.gaps:
                 log.warning(
-                    "order %s: sequence gap(s) %s (events dead-lettered earlier?); indexing "
+                    "%s %s: sequence gap(s) %s (events dead-lettered earlier?); indexing "
                     "the later state",
-                    order_id,
+                    self.projection,
+                    document_id,
                     result.gaps,
                 )
             if result.changed:
-                changed[order_id] = result
+                changed[document_id] = result
         return changed
 
     def revoke(self, partitions: Iterable[Partition]) -> None:
         super().revoke(list(partitions))
-        # Another process may write these orders now: a cached copy could go stale.
+        # Another process may write these documents now: a cached copy could go stale.
         self._cache.clear()
 
     def close(self) -> None:
@@ -235,66 +240,64 @@ class SearchOrdersSink(BatchingSink[OrderChange]):
     # -- reading what the index holds ------------------------------------------------------
 
     def _starting_documents(
-        self, by_order: Mapping[str, Sequence[Entry[OrderChange]]]
-    ) -> dict[str, OrderDocument]:
-        """The document each order's changes apply to (absent when the batch starts it)."""
-        start: dict[str, OrderDocument] = {}
+        self, by_document: Mapping[str, Sequence[Entry[Change]]]
+    ) -> dict[str, Document]:
+        """The document each one's changes apply to (absent when the batch starts it)."""
+        start: dict[str, Document] = {}
         to_read: list[str] = []
-        for order_id, entries in by_order.items():
+        for document_id, entries in by_document.items():
             first = min(entry.item.sequence for entry in entries)
             if first == 1:
-                continue  # OrderPlaced is in the batch: the fold needs nothing stored
-            cached = self._cache.get(order_id)
+                continue  # the batch starts the document: the fold needs nothing stored
+            cached = self._cache.get(document_id)
             if cached is not None and cached.version >= first - 1:
-                start[order_id] = cached
+                start[document_id] = cached
             else:
-                to_read.append(order_id)
+                to_read.append(document_id)
         if to_read:
             found = self._backend.get_documents(self._target, to_read)
-            for order_id, document in found.items():
-                start[order_id] = OrderDocument.from_source(document.source)
+            for document_id, document in found.items():
+                start[document_id] = self.projection_of.from_source(document.source)
         return start
 
     # -- writing -----------------------------------------------------------------------------
 
-    def _bulk(self, changed: Mapping[str, Fold]) -> list[BulkItemResult]:
+    def _bulk(self, changed: Mapping[str, Fold[Any, Any]]) -> list[BulkItemResult]:
         """One bulk request (run on the pool: serializing overlaps the next chunk's fold)."""
         operations = [
-            IndexOperation(order_id, result.document.to_source(), result.document.version)
-            for order_id, result in changed.items()
+            IndexOperation(document_id, result.document.to_source(), result.document.version)
+            for document_id, result in changed.items()
             if result.document is not None
         ]
         return self._backend.bulk_index(self._target, operations, require_alias=self._through_alias)
 
-    def _settle(self, result: Fold, outcome: BulkItemResult) -> list[BulkItemResult]:
+    def _settle(self, result: Fold[Any, Any], outcome: BulkItemResult) -> list[BulkItemResult]:
         document = result.document
         assert document is not None  # only changed folds are written
         if outcome.ok:
             self._cache.put(document)
             return []
-        self._cache.drop(document.order_id)
+        self._cache.drop(document.document_id)
         if outcome.version_conflict:
-            log.debug(
-                "order %s: index holds a newer version than %d", outcome.doc_id, document.version
-            )
+            log.debug("%s: index holds a newer version than %d", outcome.doc_id, document.version)
             return []
         if outcome.retryable:
             return [outcome]
-        SINK_ERRORS.labels(PROJECTION, "fatal").inc()
-        refusal = DocumentRefusedError(document.order_id, outcome)
+        SINK_ERRORS.labels(self.projection, "fatal").inc()
+        refusal = DocumentRefusedError(document.document_id, outcome)
         for entry in result.applied:
             self._refuse(entry, refusal)
         return []
 
-    def _refuse(self, entry: Entry[OrderChange], error: InvalidEventError) -> None:
+    def _refuse(self, entry: Entry[Change], error: InvalidEventError) -> None:
         record = (entry.topic, entry.partition, entry.offset)
         if record in self._refused_records:
             return
         self._refused_records.add(record)
         log.warning(
-            "order %s: event %s (%s[%d]@%d) cannot be indexed: %s",
-            entry.item.order_id,
-            entry.item.event_type,
+            "%s %s: event %s[%d]@%d cannot be indexed: %s",
+            self.projection,
+            entry.item.document_id,
             entry.topic,
             entry.partition,
             entry.offset,
@@ -310,13 +313,14 @@ class DeadLetteredEvents:
     from the events topic by offset: refusals are rare, exact copies matter.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, projection: str) -> None:
         prefix = settings.kafka.topic_prefix
-        self._publisher = DeadLetterPublisher(settings, prefix + "events-dlq", f"sink-{PROJECTION}")
+        self._publisher = DeadLetterPublisher(settings, prefix + "events-dlq", f"sink-{projection}")
         self._settings = settings
+        self._projection = projection
         self._reader: Consumer | None = None
 
-    def refuse(self, entry: Entry[OrderChange], error: InvalidEventError) -> None:
+    def refuse(self, entry: Entry[Change], error: InvalidEventError) -> None:
         message = self._read(entry.topic, entry.partition, entry.offset)
         self._publisher.publish(
             error,
@@ -328,7 +332,7 @@ class DeadLetteredEvents:
             value=message.value(),
             original_headers=headers_of(message),
         )
-        count_dead_letter(f"sink-{PROJECTION}")
+        count_dead_letter(f"sink-{self._projection}")
 
     def flush(self) -> None:
         self._publisher.flush()
@@ -343,7 +347,9 @@ class DeadLetteredEvents:
             self._reader = Consumer(
                 {
                     **self._settings.kafka.confluent_config(),
-                    "group.id": f"{self._settings.kafka.topic_prefix}cqrs-sink-{PROJECTION}-dlq",
+                    "group.id": (
+                        f"{self._settings.kafka.topic_prefix}cqrs-sink-{self._projection}-dlq"
+                    ),
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",
                 }
@@ -371,7 +377,7 @@ class SkippedEvents:
     def __init__(self) -> None:
         self.count = 0
 
-    def refuse(self, entry: Entry[OrderChange], error: InvalidEventError) -> None:
+    def refuse(self, entry: Entry[Change], error: InvalidEventError) -> None:
         self.count += 1
 
     def flush(self) -> None:
@@ -381,6 +387,11 @@ class SkippedEvents:
         return None
 
 
-def build_search_sink(settings: Settings) -> SearchOrdersSink:
-    """The live sink, as ``cqrs sink run search-orders`` runs it."""
-    return SearchOrdersSink(settings, open_backend(settings.search), DeadLetteredEvents(settings))
+def build_search_sink(settings: Settings, projection: SearchProjection[Any, Any]) -> SearchSink:
+    """The live sink, as ``cqrs sink run <projection>`` runs it."""
+    return SearchSink(
+        projection,
+        settings,
+        open_backend(settings.search),
+        DeadLetteredEvents(settings, projection.name),
+    )

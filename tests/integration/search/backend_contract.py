@@ -11,25 +11,26 @@ from typing import Any
 
 import pytest
 
+from aggregates.search_orders import ORDER_MAPPINGS, OrdersSearch
 from core.errors import SinkError
 from core.settings import SearchSettings
 from sinks.search.backend import IndexOperation, ResourceMissingError, SearchBackend
-from sinks.search.documents import fold
-from sinks.search.index import OrderIndex
-from sinks.search.mapping import ORDER_MAPPINGS, index_settings
+from sinks.search.index import SearchIndex
+from sinks.search.mapping import index_settings
+from sinks.search.projection import fold
 from tests.unit.search.events import confirmed, entry, placed
 
 
 def order_source(order_id: str, *, confirm: bool = False) -> dict[str, Any]:
     events = [entry(placed(order_id))] + ([entry(confirmed(order_id))] if confirm else [])
-    document = fold(None, events).document
+    document = fold(OrdersSearch(), None, events).document
     assert document is not None
     return document.to_source()
 
 
 class SearchBackendContract:
-    def index(self, backend: SearchBackend, settings: SearchSettings) -> OrderIndex:
-        return OrderIndex(backend, settings)
+    def index(self, backend: SearchBackend, settings: SearchSettings) -> SearchIndex:
+        return SearchIndex(backend, settings, OrdersSearch())
 
     def test_info_names_the_engine(self, backend: SearchBackend) -> None:
         info = backend.info()

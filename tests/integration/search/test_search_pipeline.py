@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from aggregates.search_orders import OrdersSearch
 from aggregates.shop import domain as shop
 from core.errors import SinkError
 from core.settings import SearchSettings, Settings
@@ -25,7 +26,7 @@ from sinks.rebuild import SilentProgress
 from sinks.registry import ProjectionTimeoutError
 from sinks.runner import SinkRunner
 from sinks.search.backend import ResourceMissingError, SearchBackend
-from sinks.search.index import OrderIndex
+from sinks.search.index import SearchIndex
 from sinks.search.sink import build_search_sink
 from tests.integration.event_log import EventLog, line
 from tests.integration.pipeline import read_topic, wait_until
@@ -40,7 +41,7 @@ class LiveSink:
     serde: AvroSerde
     log: EventLog
     runner: SinkRunner
-    index: OrderIndex
+    index: SearchIndex
 
     def statuses(self, target: str | None = None) -> dict[str, tuple[str, int]]:
         try:
@@ -64,11 +65,13 @@ def live(
         settings = base.model_copy(update={"search": search_settings})
         serde = AvroSerde(RegistryClient(settings.registry), SchemaCatalog.for_domain(shop))
         log = EventLog(settings, serde)
-        runner = SinkRunner(build_search_sink(settings), settings, serde)
+        runner = SinkRunner(build_search_sink(settings, OrdersSearch()), settings, serde)
         thread = threading.Thread(target=runner.run, kwargs={"install_signal_handlers": False})
         thread.start()
         try:
-            yield LiveSink(settings, serde, log, runner, OrderIndex(backend, search_settings))
+            yield LiveSink(
+                settings, serde, log, runner, SearchIndex(backend, search_settings, OrdersSearch())
+            )
         finally:
             runner.stop()
             thread.join(60)

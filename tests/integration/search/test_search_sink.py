@@ -11,13 +11,14 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
+from aggregates.search_orders import ORDER_MAPPINGS, OrdersSearch
 from core.errors import SinkError
 from core.settings import SearchSettings, Settings
 from sinks import registry
 from sinks.base import EventRecord
 from sinks.search.backend import SearchBackend
-from sinks.search.mapping import ORDER_MAPPINGS, index_settings
-from sinks.search.sink import SearchOrdersSink
+from sinks.search.mapping import index_settings
+from sinks.search.sink import SearchSink
 from tests.unit.search.events import Refusals, cancelled, confirmed, placed, shipped
 
 
@@ -26,8 +27,8 @@ def sink_settings(local_stack: Settings, search_settings: SearchSettings) -> Set
     return local_stack.model_copy(update={"search": search_settings})
 
 
-def new_sink(settings: Settings, backend: SearchBackend, refusals: Refusals) -> SearchOrdersSink:
-    sink = SearchOrdersSink(settings, backend, refusals)
+def new_sink(settings: Settings, backend: SearchBackend, refusals: Refusals) -> SearchSink:
+    sink = SearchSink(OrdersSearch(), settings, backend, refusals)
     sink.setup()
     return sink
 
@@ -40,25 +41,23 @@ def refusals() -> Refusals:
 @pytest.fixture
 def sink(
     sink_settings: Settings, backend: SearchBackend, refusals: Refusals
-) -> Iterator[SearchOrdersSink]:
+) -> Iterator[SearchSink]:
     yield new_sink(sink_settings, backend, refusals)
 
 
-def write(sink: SearchOrdersSink, events: Sequence[EventRecord], first_offset: int = 0) -> None:
+def write(sink: SearchSink, events: Sequence[EventRecord], first_offset: int = 0) -> None:
     for offset, event in enumerate(events, start=first_offset):
         sink.add(event, "events", 0, offset)
     sink.flush({("events", 0): first_offset + len(events)})
 
 
-def stored(
-    backend: SearchBackend, sink: SearchOrdersSink, *ids: str
-) -> dict[str, dict[str, object]]:
+def stored(backend: SearchBackend, sink: SearchSink, *ids: str) -> dict[str, dict[str, object]]:
     documents = backend.get_documents(sink.target, list(ids))
     return {order_id: dict(doc.source) for order_id, doc in documents.items()}
 
 
 def test_a_batch_becomes_one_document_per_order_with_its_latest_state(
-    sink: SearchOrdersSink, backend: SearchBackend
+    sink: SearchSink, backend: SearchBackend
 ) -> None:
     write(sink, [placed("o-1"), placed("o-2"), confirmed("o-1"), shipped("o-1")])
     documents = backend.get_documents(sink.target, ["o-1", "o-2"])
@@ -71,7 +70,7 @@ def test_a_batch_becomes_one_document_per_order_with_its_latest_state(
 
 
 def test_redelivered_batches_change_nothing(
-    sink: SearchOrdersSink, backend: SearchBackend, refusals: Refusals
+    sink: SearchSink, backend: SearchBackend, refusals: Refusals
 ) -> None:
     events = [placed("o-1"), confirmed("o-1")]
     write(sink, events)
@@ -82,7 +81,7 @@ def test_redelivered_batches_change_nothing(
 
 
 def test_after_a_restart_later_events_apply_to_the_stored_document(
-    sink_settings: Settings, sink: SearchOrdersSink, backend: SearchBackend, refusals: Refusals
+    sink_settings: Settings, sink: SearchSink, backend: SearchBackend, refusals: Refusals
 ) -> None:
     write(sink, [placed("o-1"), confirmed("o-1")])
     restarted = new_sink(sink_settings, backend, refusals)  # empty cache: reads the index
@@ -97,7 +96,7 @@ def test_after_a_restart_later_events_apply_to_the_stored_document(
 
 
 def test_a_late_or_zombie_write_never_replaces_newer_data(
-    sink_settings: Settings, sink: SearchOrdersSink, backend: SearchBackend, refusals: Refusals
+    sink_settings: Settings, sink: SearchSink, backend: SearchBackend, refusals: Refusals
 ) -> None:
     write(sink, [placed("o-1"), confirmed("o-1"), shipped("o-1")])
     zombie = new_sink(sink_settings, backend, refusals)
@@ -107,7 +106,7 @@ def test_a_late_or_zombie_write_never_replaces_newer_data(
 
 
 def test_events_of_orders_never_placed_are_refused_and_the_rest_written(
-    sink: SearchOrdersSink, backend: SearchBackend, refusals: Refusals
+    sink: SearchSink, backend: SearchBackend, refusals: Refusals
 ) -> None:
     write(sink, [confirmed("o-ghost"), placed("o-1")])
     assert refusals.refused == [("o-ghost", 2, "ORDER_NOT_PLACED")]
@@ -139,7 +138,7 @@ def test_a_document_the_mapping_refuses_is_dead_lettered_and_the_batch_goes_on(
 
 
 def test_a_vanished_index_is_a_retryable_failure_and_the_batch_is_kept(
-    sink: SearchOrdersSink, backend: SearchBackend, search_settings: SearchSettings
+    sink: SearchSink, backend: SearchBackend, search_settings: SearchSettings
 ) -> None:
     write(sink, [placed("o-1")])
     live = backend.indices_of_alias(sink.target)[0]

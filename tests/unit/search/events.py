@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aggregates.search_orders import OrderChange, order_change
 from sinks.base import Entry, EventRecord
 from sinks.errors import InvalidEventError
-from sinks.search.documents import OrderChange, order_change
 
 PLACED_AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 ADDRESS = {

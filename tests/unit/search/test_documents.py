@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from aggregates.search_orders import OrderDocument, OrdersSearch, order_change
 from sinks.base import EventRecord
 from sinks.errors import InvalidEventError
-from sinks.search.documents import OrderDocument, fold, order_change
+from sinks.search.projection import Fold
+from sinks.search.projection import fold as generic_fold
 from sinks.search.sink import DocumentCache
 from tests.unit.search.events import (
     ADDRESS,
@@ -20,6 +23,10 @@ from tests.unit.search.events import (
     record,
     shipped,
 )
+
+
+def fold(document: OrderDocument | None, changes: list[Any]) -> Fold[Any, OrderDocument]:
+    return generic_fold(OrdersSearch(), document, changes)
 
 
 def placed_document(order_id: str) -> OrderDocument:

@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from aggregates.search_orders import ORDER_MAPPINGS, OrdersSearch
 from core.errors import SinkError
 from core.settings import SearchSettings, Settings
 from sinks.search.backend import IndexOperation, ResourceMissingError, open_backend
 from sinks.search.elasticsearch_backend import CLIENT_MAJOR, ElasticsearchBackend
-from sinks.search.mapping import ORDER_MAPPINGS
-from sinks.search.sink import SearchOrdersSink
+from sinks.search.sink import SearchSink
 from tests.unit.search.events import Refusals, confirmed, placed
 from tests.unit.search.fake_elasticsearch import (
     Answer,
@@ -321,7 +321,9 @@ def test_the_search_sink_drives_the_elasticsearch_backend_end_to_end() -> None:
 
     with fake_elasticsearch(script) as server:
         search = settings_for(server.url)
-        sink = SearchOrdersSink(Settings(search=search), ElasticsearchBackend(search), Refusals())
+        sink = SearchSink(
+            OrdersSearch(), Settings(search=search), ElasticsearchBackend(search), Refusals()
+        )
         sink.setup()
         for offset, event in enumerate([placed("o-1"), confirmed("o-1"), placed("o-2")]):
             sink.add(event, "events", 0, offset)

@@ -13,10 +13,11 @@ import logging
 import pytest
 from pydantic import SecretStr
 
+from aggregates.search_orders import OrdersSearch
 from core.errors import ConfigurationError, SinkError
 from core.settings import SearchSettings, Settings
 from sinks.search.backend import open_backend
-from sinks.search.sink import SearchOrdersSink
+from sinks.search.sink import SearchSink
 from tests.unit.search.events import Refusals
 from tests.unit.search.fake_elasticsearch import Answer, fake_elasticsearch
 
@@ -64,7 +65,7 @@ def test_the_sink_will_not_start_against_another_engine_than_configured() -> Non
     )
     with fake_elasticsearch(lambda _request: elasticsearch_info) as server:
         search = SearchSettings(url=server.url)  # engine: opensearch
-        sink = SearchOrdersSink(Settings(search=search), open_backend(search), Refusals())
+        sink = SearchSink(OrdersSearch(), Settings(search=search), open_backend(search), Refusals())
         with pytest.raises(SinkError, match="CQRS_SEARCH__ENGINE is opensearch") as failed:
             sink.setup()
     assert not failed.value.retryable

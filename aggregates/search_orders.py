@@ -1,22 +1,31 @@
-"""Order documents of the search index and how events fold into them (pure, no IO).
+"""The shop's ``search-orders`` projection: order documents and how events make them.
 
 A document is the full state of one order at one aggregate version: it is
 built from ``OrderPlaced`` (customer, lines, address, totals) and changed by
-the later events (status, reason, carrier). Because it holds the whole state
-and its ``version``, the index itself is the fold's memory: a sink that
-restarts reads the current document back and applies only events with a
-higher sequence (see ``sinks.search.sink``).
+the later events (status, reason, carrier). Pure, built on the public
+read-model API (``cqrs.read_models``): the search sink does the IO.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sinks.base import Entry, EventRecord
-from sinks.errors import InvalidEventError
+from cqrs.read_models import (
+    DATE,
+    INTEGER,
+    KEYWORD,
+    LONG,
+    SEARCH_TEXT,
+    EventRecord,
+    InvalidEventError,
+    SearchEntry,
+    SearchProjection,
+    copied_keyword,
+    text_field,
+)
 from sinks.model.orders import ORDER_EVENTS
 
 ORDER_AGGREGATE = "Order"
@@ -39,6 +48,10 @@ class OrderChange:
     event_id: str
     occurred_at: str  # ISO-8601 UTC, formatted once: documents carry it as text
     fields: Mapping[str, Any]
+
+    @property
+    def document_id(self) -> str:
+        return self.order_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +96,10 @@ class OrderDocument(NamedTuple):
     carrier: str = ""
     tracking_number: str | None = None
     shipped_at: str | None = None
+
+    @property
+    def document_id(self) -> str:
+        return self.order_id
 
     @property
     def item_count(self) -> int:
@@ -212,50 +229,6 @@ def apply(document: OrderDocument | None, change: OrderChange) -> OrderDocument:
     return document._replace(**changes)
 
 
-@dataclass
-class Fold:
-    """The outcome of folding one order's changes of a batch onto its stored document."""
-
-    document: OrderDocument | None
-    base_version: int
-    applied: list[Entry[OrderChange]] = field(default_factory=list)
-    already_applied: list[Entry[OrderChange]] = field(default_factory=list)
-    rejected: list[tuple[Entry[OrderChange], InvalidEventError]] = field(default_factory=list)
-    gaps: list[tuple[int, int]] = field(default_factory=list)  # (expected, got) sequences
-
-    @property
-    def changed(self) -> bool:
-        return self.document is not None and self.document.version > self.base_version
-
-
-def fold(document: OrderDocument | None, changes: Sequence[Entry[OrderChange]]) -> Fold:
-    """Apply the changes newer than ``document``, in sequence order.
-
-    Changes at or below the document's version were applied before (a
-    redelivery) and are skipped. A change that cannot apply (no order placed)
-    is rejected and the fold goes on. A sequence gap (an event dead-lettered
-    earlier) is recorded; the later event still applies, since every order
-    event carries what it changes in full.
-    """
-    result = Fold(document, document.version if document else 0)
-    for entry in sorted(changes, key=lambda e: e.item.sequence):
-        change = entry.item
-        current = result.document
-        if current is not None and change.sequence <= current.version:
-            result.already_applied.append(entry)
-            continue
-        try:
-            result.document = apply(current, change)
-        except InvalidEventError as error:
-            result.rejected.append((entry, error))
-            continue
-        expected = (current.version if current else 0) + 1
-        if change.sequence != expected and change.event_type != "OrderPlaced":
-            result.gaps.append((expected, change.sequence))
-        result.applied.append(entry)
-    return result
-
-
 def _placed(change: OrderChange) -> OrderDocument:
     fields = change.fields
     address = fields["shipping_address"]
@@ -299,3 +272,72 @@ def _check_placed(order_id: str, fields: Mapping[str, Any]) -> None:
 def _timestamp(moment: datetime) -> str:
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# The index's explicit mapping (identical on OpenSearch and Elasticsearch): ``items``
+# is ``nested``, so "sku X with quantity > 2" matches within one line; the free-text
+# fields are copied to ``search_text`` for one-box search.
+ORDER_MAPPINGS: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "order_id": copied_keyword(),
+        "customer_id": copied_keyword(),
+        "status": KEYWORD,
+        "status_reason": text_field(),
+        "items": {
+            "type": "nested",
+            "properties": {
+                "sku": copied_keyword(),
+                "quantity": INTEGER,
+                "unit_price_cents": LONG,
+                "amount_cents": LONG,
+            },
+        },
+        "item_count": INTEGER,
+        "currency": KEYWORD,
+        "total_cents": LONG,
+        "shipping_address": {
+            "properties": {
+                "name": text_field(),
+                "street": text_field(),
+                "city": text_field(),
+                "postal_code": copied_keyword(),
+                "country": KEYWORD,
+            }
+        },
+        "carrier": copied_keyword(),
+        "tracking_number": copied_keyword(),
+        "placed_at": DATE,
+        "updated_at": DATE,
+        "shipped_at": DATE,
+        "version": LONG,
+        "last_event_id": KEYWORD,
+        SEARCH_TEXT: {"type": "text"},
+    },
+}
+
+
+class OrdersSearch(SearchProjection[OrderChange, OrderDocument]):
+    name = "search-orders"
+    index = "orders"
+    description = (
+        "search index of orders: alias <search.index_prefix>-orders over generations "
+        "<prefix>-orders-NNNNNN (OpenSearch or Elasticsearch)"
+    )
+    mappings = ORDER_MAPPINGS
+    event_types = ORDER_EVENTS
+
+    def convert(self, record: EventRecord) -> OrderChange | None:
+        return order_change(record)
+
+    def apply(self, document: OrderDocument | None, change: OrderChange) -> OrderDocument:
+        return apply(document, change)
+
+    def from_source(self, source: Mapping[str, Any]) -> OrderDocument:
+        return OrderDocument.from_source(source)
+
+    def starts(self, change: OrderChange) -> bool:
+        return change.event_type == "OrderPlaced"
+
+
+SEARCH_ORDERS = SearchEntry(OrdersSearch)
