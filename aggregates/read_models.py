@@ -14,19 +14,19 @@ from sinks.registry import PostgresEntry
 
 
 def _order_summary(_settings: Settings) -> Any:
-    from sinks.postgres.order_summary import OrderSummaryProjection
+    from aggregates.read_side.order_summary import OrderSummaryProjection
 
     return OrderSummaryProjection()
 
 
 def _inventory_levels(_settings: Settings) -> Any:
-    from sinks.postgres.inventory_levels import InventoryLevelsProjection
+    from aggregates.read_side.inventory_levels import InventoryLevelsProjection
 
     return InventoryLevelsProjection()
 
 
 def _sales_analytics(settings: Settings) -> Any:
-    from sinks.postgres.sales_analytics import SalesAnalyticsProjection
+    from aggregates.read_side.sales_analytics import SalesAnalyticsProjection
 
     return SalesAnalyticsProjection(timedelta(seconds=settings.sinks.analytics_grace_s))
 

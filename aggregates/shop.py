@@ -35,6 +35,6 @@ domain = Domain(
                 "sales-analytics", "cqrs.views.SalesWindow", "granularity/window start/sku/currency"
             ),
         ),
-        Projection("search-orders", "aggregates.search_orders:SEARCH_ORDERS"),
+        Projection("search-orders", "aggregates.read_side.search_orders:SEARCH_ORDERS"),
     ),
 )

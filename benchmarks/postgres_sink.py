@@ -36,13 +36,13 @@ import psycopg  # noqa: TID251 - the baseline is a raw COPY through the driver
 from confluent_kafka import Producer
 from psycopg import sql  # noqa: TID251
 
+from aggregates.read_side.model import orders
+from aggregates.read_side.order_summary import row_values
 from benchmarks.common import delete_topics, report
 from benchmarks.sink_process import sink_processes, steady_rate
 from core.settings import Settings, load_settings
 from schemas.serde import AvroSerde
 from schemas.topic_admin import ensure_topics
-from sinks.model import orders
-from sinks.postgres.order_summary import row_values
 from sinks.rebuild import SilentProgress
 from sinks.registry import projection
 from sinks.service import prepared_serde, settle_garbage_collector

@@ -40,7 +40,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from opensearchpy import OpenSearch, helpers
 
-from aggregates.search_orders import (
+from aggregates.read_side.search_orders import (
     ORDER_MAPPINGS,
     OrderDocument,
     OrdersSearch,

@@ -144,7 +144,7 @@ def _until_final(
     settings: Settings, order_ids: list[str], say: Say, wanted: int = 0
 ) -> dict[str, str]:
     """Poll the order_summary read model until every order is settled (and moved on)."""
-    from sinks import showcase
+    from cqrs import demo_views as showcase
 
     deadline = time.monotonic() + 90
     while True:
@@ -162,7 +162,7 @@ def _until_final(
 
 
 def show(settings: Settings, run_id: str, sent: Sent) -> None:
-    from sinks import showcase
+    from cqrs import demo_views as showcase
 
     console = Console()
     tally = Counter(f"{name} {result.status.lower()}" for name, result in sent)

@@ -10,8 +10,11 @@ domain's ``Projection(name, "package.module:ENTRY")``. A search projection
 a pure ``convert`` and ``apply`` that fold events into one document per
 aggregate, and is named by a ``SearchEntry``. Kept apart from ``cqrs`` so that
 a worker, which never writes a read model, never imports a database client.
-See docs/domain.md.
+``sql`` is psycopg's SQL composition, for the statements of ``apply`` and the
+migrations. See docs/domain.md.
 """
+
+from psycopg import sql
 
 from sinks.base import Entry, EventRecord
 from sinks.errors import InvalidEventError
@@ -49,5 +52,6 @@ __all__ = [
     "SearchProjection",
     "copied_keyword",
     "position_tables",
+    "sql",
     "text_field",
 ]

@@ -124,8 +124,8 @@ from cqrs.read_models import (
     PostgresEntry,
     PostgresProjection,
     position_tables,
+    sql,
 )
-from psycopg import sql
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 from psycopg import sql
 
+from aggregates.read_side.order_summary import OrderSummaryProjection
 from core.settings import Settings
 from sinks.postgres import schema
 from sinks.postgres.database import Database
-from sinks.postgres.order_summary import OrderSummaryProjection
 from sinks.postgres.schema import Migration, SchemaPlan
 from tests.integration.sink_support import drop_read_models, isolated_settings, query
 

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg import sql
-
 from cqrs.read_models import (
     Applied,
     Cursor,
@@ -19,6 +17,7 @@ from cqrs.read_models import (
     PostgresEntry,
     PostgresProjection,
     position_tables,
+    sql,
 )
 
 

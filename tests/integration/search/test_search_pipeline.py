@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from aggregates.search_orders import OrdersSearch
+from aggregates.read_side.search_orders import OrdersSearch
 from aggregates.shop import domain as shop
 from core.errors import SinkError
 from core.settings import SearchSettings, Settings

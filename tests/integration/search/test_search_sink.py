@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from aggregates.search_orders import ORDER_MAPPINGS, OrdersSearch
+from aggregates.read_side.search_orders import ORDER_MAPPINGS, OrdersSearch
 from core.errors import SinkError
 from core.settings import SearchSettings, Settings
 from sinks import registry

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aggregates.search_orders import OrderChange, order_change
+from aggregates.read_side.search_orders import OrderChange, order_change
 from sinks.base import Entry, EventRecord
 from sinks.errors import InvalidEventError
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from aggregates.search_orders import OrderDocument, OrdersSearch, order_change
+from aggregates.read_side.search_orders import OrderDocument, OrdersSearch, order_change
 from sinks.base import EventRecord
 from sinks.errors import InvalidEventError
 from sinks.search.projection import Fold

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from aggregates.search_orders import ORDER_MAPPINGS, OrdersSearch
+from aggregates.read_side.search_orders import ORDER_MAPPINGS, OrdersSearch
 from core.errors import SinkError
 from core.settings import SearchSettings, Settings
 from sinks.search.backend import IndexOperation, ResourceMissingError, open_backend

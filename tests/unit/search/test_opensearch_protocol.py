@@ -13,7 +13,7 @@ import logging
 import pytest
 from pydantic import SecretStr
 
-from aggregates.search_orders import OrdersSearch
+from aggregates.read_side.search_orders import OrdersSearch
 from core.errors import ConfigurationError, SinkError
 from core.settings import SearchSettings, Settings
 from sinks.search.backend import open_backend

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aggregates.read_side.model import inventory
+from aggregates.read_side.model.inventory import InventoryRow, StockDelta
 from sinks.base import EventRecord
 from sinks.errors import InvalidEventError
-from sinks.model import inventory
-from sinks.model.inventory import InventoryRow, StockDelta
 from tests.unit.sinks.events import event
 
 

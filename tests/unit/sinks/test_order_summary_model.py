@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aggregates.read_side.model import orders
+from aggregates.read_side.model.orders import OrderPatch, OrderRow
 from sinks.errors import InvalidEventError
-from sinks.model import orders
-from sinks.model.orders import OrderPatch, OrderRow
 from tests.unit.sinks.events import T0, event, placed
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from aggregates.read_side.model import sales
+from aggregates.read_side.model.sales import ALL_SKUS, HOUR, MINUTE, SalesOutcome, Totals, WindowKey
 from sinks.base import EventRecord
-from sinks.model import sales
-from sinks.model.sales import ALL_SKUS, HOUR, MINUTE, SalesOutcome, Totals, WindowKey
 from tests.unit.sinks.events import T0, event, placed
 
 GRACE = timedelta(seconds=60)

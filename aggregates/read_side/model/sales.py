@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from aggregates.read_side.model.common import require_envelope
+from aggregates.read_side.model.orders import AGGREGATE_TYPE as ORDER
+from aggregates.read_side.model.orders import Line
+from aggregates.read_side.model.orders import convert as order_change
 from sinks.base import EventRecord
-from sinks.model.common import require_envelope
-from sinks.model.orders import AGGREGATE_TYPE as ORDER
-from sinks.model.orders import Line
-from sinks.model.orders import convert as order_change
 
 ALL_SKUS = "*"
 MINUTE, HOUR = "MINUTE", "HOUR"

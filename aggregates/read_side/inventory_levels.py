@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg import sql
-
+from aggregates.read_side.model import inventory
+from aggregates.read_side.model.inventory import StockDelta
+from cqrs.read_models import sql
 from sinks.base import Entry, EventRecord
-from sinks.model import inventory
-from sinks.model.inventory import StockDelta
 from sinks.postgres.projection import Applied, PostgresProjection, View
 from sinks.postgres.schema import Cursor, Migration, position_tables
 

@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from aggregates.read_side.model.common import require_envelope, require_positive
 from sinks.base import EventRecord
 from sinks.errors import InvalidEventError
-from sinks.model.common import require_envelope, require_positive
 
 AGGREGATE_TYPE = "InventoryItem"
 EVENTS = frozenset(

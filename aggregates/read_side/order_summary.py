@@ -20,11 +20,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg import sql
-
+from aggregates.read_side.model import orders
+from aggregates.read_side.model.orders import OrderChange, OrderPatch, OrderRow
+from cqrs.read_models import sql
 from sinks.base import Entry, EventRecord
-from sinks.model import orders
-from sinks.model.orders import OrderChange, OrderPatch, OrderRow
 from sinks.postgres.projection import Applied, PostgresProjection, View
 from sinks.postgres.schema import Cursor, Migration, position_tables
 from sinks.postgres.staging import Staging

@@ -1,6 +1,6 @@
 """The ``sales-analytics`` projection: sales per SKU and overall, per minute and hour.
 
-Tables (the rules are in ``sinks.model.sales``):
+Tables (the rules are in ``aggregates.read_side.model.sales``):
 
 - ``sales_windows(granularity, window_start, sku, currency, window_end,
   revenue_cents, units, order_count)``: ``sku = '*'`` holds all SKUs;
@@ -29,12 +29,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg import sql
-
+from aggregates.read_side.model import sales
+from aggregates.read_side.model.orders import Line
+from aggregates.read_side.model.sales import PendingOrder, SalesEvent, SalesOutcome, WindowKey
+from cqrs.read_models import sql
 from sinks.base import Entry, EventRecord
-from sinks.model import sales
-from sinks.model.orders import Line
-from sinks.model.sales import PendingOrder, SalesEvent, SalesOutcome, WindowKey
 from sinks.postgres.projection import Applied, PostgresProjection, View
 from sinks.postgres.schema import Cursor, Migration, position_tables
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from aggregates.read_side.model.orders import ORDER_EVENTS
 from cqrs.read_models import (
     DATE,
     INTEGER,
@@ -26,7 +27,6 @@ from cqrs.read_models import (
     copied_keyword,
     text_field,
 )
-from sinks.model.orders import ORDER_EVENTS
 
 ORDER_AGGREGATE = "Order"
 STATUS_AFTER = {

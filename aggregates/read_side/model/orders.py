@@ -7,7 +7,7 @@ writes idempotent.
 
 A batch is folded per order into either a full ``OrderRow`` (the batch saw the
 order placed) or an ``OrderPatch`` (the order was placed in an earlier batch).
-``apply`` is the reference semantics the SQL of ``sinks.postgres.order_summary``
+``apply`` is the reference semantics the SQL of ``aggregates.read_side.order_summary``
 implements.
 """
 
@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from aggregates.read_side.model.common import require_envelope
 from sinks.base import EventRecord
 from sinks.errors import InvalidEventError
-from sinks.model.common import require_envelope
 
 AGGREGATE_TYPE = "Order"
 PLACED, CONFIRMED, REJECTED, CANCELLED, SHIPPED = (
