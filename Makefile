@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint up down status clean helm
+.PHONY: setup demo test lint up down status clean helm lock
 
 setup: $(VENV)/.installed
 
@@ -15,6 +15,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
+
+# The image's dependency lock (deploy/image/requirements.lock: versions and hashes),
+# regenerated from pyproject.toml's runtime dependencies after changing them.
+lock:
+	$(PYTHON) -m venv $(VENV)-lock && $(VENV)-lock/bin/pip install --quiet pip-tools
+	$(VENV)-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	    --no-emit-index-url --no-emit-find-links -o deploy/image/requirements.lock pyproject.toml
 
 # The pinned Helm the chart tests render with; built once (about 3.5 min) with Go.
 helm:

