@@ -6,16 +6,28 @@ import logging
 
 from confluent_kafka import Message
 
-from processors.command_processing import dead_letter_headers
 from processors.task import Headers, Output
+from schemas.dead_letters import dead_letter_headers
 
 
 def dead_letter_output(
     topic: str, message: Message, error: Exception, consumer: str, log: logging.Logger
 ) -> Output:
-    """The original key and bytes, with the error and the record's origin in headers."""
+    """The original key, bytes and headers, with the error and the record's origin added
+    (the one header contract, ``schemas.dead_letters``)."""
     source, partition, offset = message.topic() or "", message.partition(), message.offset()
     log.warning("dead-lettering %s[%s]@%s: %s", source, partition, offset, error)
-    headers: Headers = [*dead_letter_headers(error, source, partition or 0, offset or 0)]
-    headers.append(("dead_letter.consumer", consumer.encode()))
+    original = message.headers() or []
+    headers: Headers = [
+        *(original.items() if isinstance(original, dict) else original),
+        *dead_letter_headers(
+            error,
+            topic=source,
+            partition=partition or 0,
+            offset=offset or 0,
+            timestamp_ms=message.timestamp()[1],
+            component=consumer,
+            component_class=f"cqrs.{consumer}",
+        ),
+    ]
     return Output(topic, message.key(), message.value() or b"", headers)

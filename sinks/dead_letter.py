@@ -1,19 +1,10 @@
 """Copies of events a sink can never apply, on the ``events-dlq`` topic.
 
-The copy keeps the original key, value and headers, and adds headers that say
-what failed and where the record came from:
-
-| header | value |
-|---|---|
-| ``error.class`` | exception class, e.g. ``NotConfluentFramedError`` |
-| ``error.code`` | stable code (``SerializationError.code``, ``InvalidEventError.code``) |
-| ``error.message`` | the error's message (at most 2000 characters) |
-| ``original.topic`` / ``original.partition`` / ``original.offset`` | where the record was |
-| ``original.timestamp`` | the record's Kafka timestamp (ms) |
-| ``dead_letter.component`` | which sink gave up on it, e.g. ``sink-order-summary`` |
-
-Records are produced at once (asynchronously) and made durable by ``flush()``,
-which the runner calls before any offset is committed past them.
+The copy keeps the original key, value and headers, and adds the headers of
+the one dead-letter contract (``schemas.dead_letters``: what failed, where the
+record came from, and the same under Kafka Connect's ``__connect.errors.*``
+names). Records are produced at once (asynchronously) and made durable by
+``flush()``, which the runner calls before any offset is committed past them.
 """
 
 from __future__ import annotations
@@ -25,9 +16,9 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from core.errors import SinkError
 from core.settings import Settings
+from schemas.dead_letters import dead_letter_headers as contract_headers
 
 log = logging.getLogger("cqrs.sinks.dead_letter")
-MAX_MESSAGE = 2000
 Headers = list[tuple[str, str | bytes | None]]
 
 
@@ -46,17 +37,17 @@ def dead_letter_headers(
     timestamp_ms: int,
     component: str,
 ) -> Headers:
-    code = getattr(error, "code", None) or type(error).__name__
-    return [
-        ("error.class", type(error).__name__.encode()),
-        ("error.code", str(code).encode()),
-        ("error.message", str(error)[:MAX_MESSAGE].encode()),
-        ("original.topic", topic.encode()),
-        ("original.partition", str(partition).encode()),
-        ("original.offset", str(offset).encode()),
-        ("original.timestamp", str(timestamp_ms).encode()),
-        ("dead_letter.component", component.encode()),
-    ]
+    return list(
+        contract_headers(
+            error,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            timestamp_ms=timestamp_ms,
+            component=component,
+            component_class="cqrs.sinks.SinkRunner",
+        )
+    )
 
 
 class DeadLetterPublisher:

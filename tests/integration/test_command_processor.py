@@ -198,6 +198,15 @@ def test_bad_records_go_to_the_dead_letter_topic_without_blocking_the_partition(
     ]
     assert dead[0][1] == b"not avro at all"
     assert all(dict(headers)["original.topic"] == topic.encode() for headers, _ in dead)
+    # The same under Kafka Connect's names, for tooling written for Connect's DLQs.
+    for headers, _ in dead:
+        found = dict(headers)
+        assert found["__connect.errors.topic"] == topic.encode()
+        assert found["__connect.errors.offset"] == found["original.offset"]
+        assert found["__connect.errors.connector.name"] == b"command-processor"
+        assert found["__connect.errors.exception.message"] == found["error.message"]
+    stages = [dict(headers)["__connect.errors.stage"] for headers, _ in dead]
+    assert stages[:3] == [b"VALUE_CONVERTER"] * 3
     results = {k: v for k, v, _ in pipeline.read("command-results")}
     result_serde = AvroSerde(RegistryClient(settings.registry), catalog)
     answered = {

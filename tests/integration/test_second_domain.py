@@ -87,7 +87,7 @@ def test_repeats_and_version_conflicts_are_answered_as_for_any_domain(
         1,
     )
     assert len(pipeline.events(book)) == 1
-    with pytest.raises(UnknownCommandError, match="one of AddBook, LendBook, RecordLoan$"):
+    with pytest.raises(UnknownCommandError, match=r"one of AddBook, LendBook, RecordLoan$"):
         client.send("PlaceOrder", book, {})
 
 
