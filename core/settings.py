@@ -282,6 +282,10 @@ class ObservabilitySettings(_Section):
     lag_interval_s: float = Field(
         default=15.0, gt=0, description="How often `cqrs lag serve` measures consumer lag."
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text for people; json: one JSON object per line for log collectors.",
+    )
 
 
 class SinkSettings(_Section):

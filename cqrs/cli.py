@@ -12,6 +12,7 @@ import typer
 
 from core.domain import Domain, load_domain
 from core.errors import ConfigurationError, PipelineError
+from core.logs import configure_logging
 from core.settings import Settings, load_settings
 from cqrs.cli_deploy import deploy_app
 from cqrs.cli_lag import lag_app
@@ -131,12 +132,11 @@ def demo() -> None:
 @app.command("registry")
 def registry() -> None:
     """Serve the embedded Confluent-API schema registry where CQRS_REGISTRY__URL points."""
-    import logging
 
     from schemas.registry.server import serve
 
     settings = _settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging(settings.log_level, settings.observability.log_format)
     serve(settings)
 
 
@@ -245,13 +245,8 @@ def _only_process_manager(domain: Domain) -> str:
 
 
 def _worker_settings() -> Settings:
-    import logging
-
     settings = _settings()
-    logging.basicConfig(
-        level=settings.log_level, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call is noise
+    configure_logging(settings.log_level, settings.observability.log_format)
     return settings
 
 

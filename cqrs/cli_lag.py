@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from core.logs import configure_logging
 from core.settings import load_settings
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def serve(group: GroupOption = None) -> None:
     from cqrs.lag_exporter import LagExporter
 
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging(settings.log_level, settings.observability.log_format)
     health = Health.for_settings(settings)
     stop = threading.Event()
     for stop_signal in (signal.SIGTERM, signal.SIGINT):

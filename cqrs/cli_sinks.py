@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from types import TracebackType
 from typing import Annotated, Self
 
 import typer
 
+from core.logs import configure_logging
 from core.settings import Settings, load_settings
 
 sink_app = typer.Typer(help="Sink processes that write the read models.", no_args_is_help=True)
@@ -18,12 +18,7 @@ projections_app = typer.Typer(
 
 def _settings() -> Settings:
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call is noise
-    # The runner reports an unreachable database once per retry; the pool's own lines repeat it.
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    configure_logging(settings.log_level, settings.observability.log_format)
     return settings
 
 
