@@ -258,6 +258,7 @@ def replay_state(
             "--write", help="Replace the aggregate table with the rebuilt one (workers stopped)."
         ),
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Rebuild the aggregate table from `events`; compare it with the live one (exit 1 if
     they differ), or with --write make it the table the next worker restores."""
@@ -280,17 +281,30 @@ def replay_state(
         rebuilt = replay.rebuilt_table(settings, serde, progress)
         live = replay.live_table(settings, progress)
     found = replay.differences(live, rebuilt)
-    _say(
-        f"{replay.aggregates(rebuilt)} aggregates rebuilt from the event log; "
-        f"{len(found)} differ from live"
-    )
-    for difference in found[:20]:
-        _say(f"  {difference.key}: live={difference.live} rebuilt={difference.rebuilt}")
+    written = 0
     if write:
         replay.write_table(settings, rebuilt, replay.stale_keys(live, rebuilt))
-        _say(f"wrote {len(rebuilt)} entries to {replay.changelog_topic(settings)}")
-    elif found:
-        raise typer.Exit(1)
+        written = len(rebuilt)
+    if as_json:
+        report = {
+            "aggregates": replay.aggregates(rebuilt),
+            "differences": [
+                {"key": str(d.key), "live": str(d.live), "rebuilt": str(d.rebuilt)} for d in found
+            ],
+            "written": written,
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        _say(
+            f"{replay.aggregates(rebuilt)} aggregates rebuilt from the event log; "
+            f"{len(found)} differ from live"
+        )
+        for difference in found[:20]:
+            _say(f"  {difference.key}: live={difference.live} rebuilt={difference.rebuilt}")
+        if write:
+            _say(f"wrote {written} entries to {replay.changelog_topic(settings)}")
+    if found and not write:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command("send")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import TracebackType
 from typing import Annotated, Self
 
@@ -45,16 +46,29 @@ def run(
 
 
 @projections_app.command("list")
-def list_projections() -> None:
+def list_projections(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """Every projection, its consumer group and what it writes."""
     from sinks import registry
     from sinks.runner import sink_group
 
     settings = load_settings()
-    for name in registry.names(settings):
-        entry = registry.projection(name, settings)
-        print(f"{name:<18} group {sink_group(settings, name)}")
-        print(f"{'':<18} {entry.description}")
+    listed = [
+        {
+            "name": name,
+            "group": sink_group(settings, name),
+            "store": (entry := registry.projection(name, settings)).store,
+            "description": entry.description,
+        }
+        for name in registry.names(settings)
+    ]
+    if as_json:
+        print(json.dumps(listed, indent=2))
+        return
+    for item in listed:
+        print(f"{item['name']:<18} group {item['group']} ({item['store']})")
+        print(f"{'':<18} {item['description']}")
 
 
 @projections_app.command("migrate")
@@ -108,9 +122,10 @@ def rebuild(
 
 
 class RichProgress:
-    """A progress bar with rate and ETA per phase of a rebuild."""
+    """A progress bar with rate and ETA per phase of a rebuild, on stderr."""
 
     def __init__(self) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -129,6 +144,8 @@ class RichProgress:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
+            # Progress is for the person watching; stdout stays the command's output.
+            console=Console(stderr=True),
         )
         self._task: TaskID | None = None
 

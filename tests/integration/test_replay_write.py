@@ -7,6 +7,7 @@ next worker decides on the repaired state.
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -56,10 +57,14 @@ def test_write_replaces_a_damaged_table_with_the_one_the_event_log_explains(
     _damage(pipeline, sku, stray)
 
     damaged = pipeline.cli("replay", "state")
+    as_json = pipeline.cli("replay", "state", "--json")
     written = pipeline.cli("replay", "state", "--write")
 
     assert damaged.returncode == 1, damaged.stdout + damaged.stderr
     assert "2 differ from live" in damaged.stdout
+    report = json.loads(as_json.stdout)
+    assert as_json.returncode == 1 and len(report["differences"]) == 2
+    assert report["written"] == 0 and report["aggregates"] >= 1
     assert written.returncode == 0, written.stdout + written.stderr
     with pipeline.running("worker"):
         # Decided on the repaired record: version 2, 4 units on hand (not a new item).

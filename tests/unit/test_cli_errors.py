@@ -100,3 +100,16 @@ def test_schemas_list_offline_needs_no_registry() -> None:
         env=env,
     )
     assert asking.returncode == 1 and "unreachable" in asking.stderr.strip().splitlines()[-1]
+
+
+def test_projections_list_json_names_each_projections_group_and_store() -> None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "cqrs", "projections", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    by_name = {item["name"]: item for item in json.loads(listed.stdout)}
+    assert by_name["search-orders"]["store"] == "search"
+    assert by_name["order-summary"]["group"] == "cqrs-sink-order-summary"
