@@ -25,6 +25,7 @@ from core.domain_errors import (
     VersionConflictError,
     check_expected_version,
 )
+from core.settings import Settings, load_settings
 from core.upcasting import Upcasters
 
 __all__ = [
@@ -39,9 +40,11 @@ __all__ = [
     "Observation",
     "ProcessManager",
     "Projection",
+    "Settings",
     "Upcasters",
     "VersionConflictError",
     "View",
     "check_expected_version",
     "load_domain",
+    "load_settings",
 ]

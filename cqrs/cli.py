@@ -188,7 +188,8 @@ def new(
         str, typer.Option(help="Its aggregate, CamelCase: opened and closed.")
     ] = "Ticket",
     into: Annotated[
-        Path, typer.Option(help="Directory to write the package in.", file_okay=False)
+        Path,
+        typer.Option("--path", help="Directory to write the package in.", file_okay=False),
     ] = Path(),
 ) -> None:
     """Write a new domain package: an aggregate, its schemas, a read model and tests."""

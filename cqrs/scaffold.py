@@ -3,7 +3,8 @@
 The package holds one aggregate with two commands and two events (a thing that
 is opened and closed, named by ``--aggregate``), their Avro schemas, a
 PostgreSQL projection with one row per aggregate, and pure unit tests of the
-rules and the projection's conversion. It imports only the public API
+rules and the projection's conversion, and a test end to end on the local
+stack. It imports only the public API
 (``cqrs``, ``cqrs.read_models``), so it is also the shortest example of one.
 docs/new-domain.md walks through it.
 """
@@ -94,6 +95,7 @@ def files(names: Names) -> dict[str, str]:
         "read_models.py": fill(templates.READ_MODELS),
         "tests/__init__.py": "",
         "tests/test_domain.py": fill(templates.TESTS),
+        "tests/test_end_to_end.py": fill(templates.END_TO_END),
         "README.md": fill(templates.README),
         **{path: text.replace("$package", names.package) for path, text in schemas.items()},
     }

@@ -282,6 +282,72 @@ def test_the_projection_keeps_the_title_and_the_latest_status() -> None:
     ]
 '''
 
+END_TO_END = '''"""The $package domain end to end on the local stack (`cqrs stack up`).
+
+The worker and the $aggs sink run as real processes on topics and groups of
+their own; a command goes in through the client, its result comes back, and
+the read model shows it. Skipped, with the reason, when the stack is not up.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+from cqrs import Settings, load_settings
+from cqrs.children import WORKER_READY, cqrs_process
+from cqrs.client import CommandClient
+
+DOMAIN = "$package.domain:domain"
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings of this test alone: its own topic prefix, groups and data directory."""
+    run = uuid.uuid4().hex[:8]
+    here = str(Path(__file__).resolve().parents[2])  # the directory holding the package
+    env = {
+        "CQRS_DOMAIN": DOMAIN,
+        "CQRS_KAFKA__TOPIC_PREFIX": f"t{run}-",
+        "CQRS_PROCESSOR__APP_ID": f"t{run}-commands",
+        "CQRS_PROCESSOR__DATADIR": str(tmp_path / "state"),
+        "CQRS_SINKS__POSTGRES_SCHEMA": f"t{run}",
+        "CQRS_OBSERVABILITY__PORT": "0",  # a free port each
+        "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    try:
+        AdminClient(settings.kafka.confluent_config()).list_topics(timeout=5)
+    except Exception as error:  # noqa: BLE001 - any failure means: no stack here
+        pytest.skip(f"the local stack is not running ({error}): cqrs stack up")
+    yield settings
+
+
+def test_a_command_is_decided_and_reaches_the_read_model(
+    isolated: Settings, tmp_path: Path
+) -> None:
+    aggregate_id = f"$agg-{uuid.uuid4().hex[:6]}"
+    worker = (["worker"], tmp_path / "worker.log", [WORKER_READY])
+    sink = (["sink", "run", "$aggs"], tmp_path / "sink.log", ["sink $aggs assigned"])
+    with ExitStack() as running:
+        running.enter_context(cqrs_process(*worker))
+        running.enter_context(cqrs_process(*sink))
+        with CommandClient(isolated) as client:
+            opened = client.send_and_wait("Open$Agg", aggregate_id, {"title": "first"})
+            again = client.send_and_wait("Open$Agg", aggregate_id, {"title": "again"})
+            assert (opened.status, opened.version) == ("ACCEPTED", 1)
+            assert (again.status, again.rejection_code) == ("REJECTED", "${AGG}_EXISTS")
+            shown = client.wait_for_projection("$aggs", aggregate_id, 1, timeout_s=90)
+            assert shown >= 1
+'''
+
 README = """# $package
 
 A domain on cqrs-pipeline, written by `cqrs new`: ${agg}s are opened
@@ -293,7 +359,8 @@ PostgreSQL row per $agg.
 - `schemas/`: the Avro records of the commands and events (namespace
   `$package`), registered by the worker at start;
 - `read_models.py`: the `$aggs` projection (`cqrs sink run $aggs`);
-- `tests/`: the rules and the projection's conversion, pure.
+- `tests/`: the rules and the projection's conversion, pure, and one test end
+  to end on the local stack (skipped when it is not up).
 
 From the directory that holds this package, with it on the import path:
 

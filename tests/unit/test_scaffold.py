@@ -32,7 +32,9 @@ def test_the_package_loads_as_a_domain_and_passes_its_tests(
         timeout=120,
         check=False,
     )
-    assert run.returncode == 0 and "3 passed" in run.stdout, run.stdout + run.stderr
+    # The end-to-end test runs when the local stack is up and is skipped otherwise.
+    passed = "4 passed" in run.stdout or "3 passed, 1 skipped" in run.stdout
+    assert run.returncode == 0 and passed, run.stdout + run.stderr
 
 
 @pytest.mark.parametrize(
