@@ -153,8 +153,15 @@ def test_open_and_aborted_transactions_are_not_lag(
     assert (open_.end, open_.records) == (RECORDS + 1, RECORDS - 5)  # end = last stable offset
 
     producer.abort_transaction(30)
+    # abort_transaction returns once the coordinator has decided; it writes the marker
+    # right after, and only then does the last stable offset move past it.
+    expected_end = RECORDS + 1 + 4 + 1  # four aborted records and the abort marker
+    deadline = time.monotonic() + 15
     aborted = partition_zero(monitor, group, topic)
-    assert aborted.end == RECORDS + 1 + 4 + 1  # four aborted records and the abort marker
+    while aborted.end < expected_end and time.monotonic() < deadline:
+        time.sleep(0.2)
+        aborted = partition_zero(monitor, group, topic)
+    assert aborted.end == expected_end
     assert (aborted.records, aborted.exact) == (RECORDS - 5, True)
 
 
