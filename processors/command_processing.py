@@ -478,17 +478,3 @@ def apply_writes(table: dict[bytes, bytes], writes: list[TableWrite]) -> None:
             table.pop(key, None)
         else:
             table[key] = value
-
-
-def dead_letter_headers(
-    error: Exception, topic: str, partition: int, offset: int
-) -> list[tuple[str, bytes]]:
-    code = getattr(error, "code", type(error).__name__)
-    return [
-        ("error.class", type(error).__name__.encode()),
-        ("error.code", str(code).encode()),
-        ("error.message", str(error)[:2000].encode()),
-        ("original.topic", topic.encode()),
-        ("original.partition", str(partition).encode()),
-        ("original.offset", str(offset).encode()),
-    ]

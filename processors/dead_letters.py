@@ -7,7 +7,7 @@ import logging
 from confluent_kafka import Message
 
 from processors.task import Headers, Output
-from schemas.dead_letters import dead_letter_headers
+from schemas.dead_letters import dead_letter_headers, headers_of
 
 
 def dead_letter_output(
@@ -17,9 +17,8 @@ def dead_letter_output(
     (the one header contract, ``schemas.dead_letters``)."""
     source, partition, offset = message.topic() or "", message.partition(), message.offset()
     log.warning("dead-lettering %s[%s]@%s: %s", source, partition, offset, error)
-    original = message.headers() or []
     headers: Headers = [
-        *(original.items() if isinstance(original, dict) else original),
+        *headers_of(message),
         *dead_letter_headers(
             error,
             topic=source,

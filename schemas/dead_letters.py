@@ -27,11 +27,20 @@ from __future__ import annotations
 
 import traceback
 
+from confluent_kafka import Message
+
 from schemas.errors import SerializationError
 
 MAX_MESSAGE = 2000
 MAX_STACKTRACE = 8000
 CONNECT = "__connect.errors."
+
+
+def headers_of(message: Message) -> list[tuple[str, str | bytes | None]]:
+    """A record's own headers as a list (confluent-kafka may hand out a dict), which a
+    dead letter keeps before its own."""
+    found = message.headers() or []
+    return list(found.items()) if isinstance(found, dict) else list(found)
 
 
 def dead_letter_headers(

@@ -16,38 +16,10 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from core.errors import SinkError
 from core.settings import Settings
-from schemas.dead_letters import dead_letter_headers as contract_headers
+from schemas.dead_letters import dead_letter_headers, headers_of
 
 log = logging.getLogger("cqrs.sinks.dead_letter")
 Headers = list[tuple[str, str | bytes | None]]
-
-
-def headers_of(message: Message) -> Headers:
-    """A message's headers as a list (confluent-kafka may hand out a dict)."""
-    found = message.headers() or []
-    return list(found.items()) if isinstance(found, dict) else list(found)
-
-
-def dead_letter_headers(
-    error: Exception,
-    *,
-    topic: str,
-    partition: int,
-    offset: int,
-    timestamp_ms: int,
-    component: str,
-) -> Headers:
-    return list(
-        contract_headers(
-            error,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            timestamp_ms=timestamp_ms,
-            component=component,
-            component_class="cqrs.sinks.SinkRunner",
-        )
-    )
 
 
 class DeadLetterPublisher:
@@ -87,6 +59,7 @@ class DeadLetterPublisher:
             offset=offset,
             timestamp_ms=timestamp_ms,
             component=self.component,
+            component_class="cqrs.sinks.SinkRunner",
         )
         self._producer.produce(
             self.topic, key=key, value=value, headers=headers, on_delivery=self._delivered

@@ -67,10 +67,11 @@ from core.metrics import (
 )
 from core.observability import Health
 from core.settings import Settings
+from schemas.dead_letters import headers_of
 from schemas.errors import RegistryError, SerializationError
 from schemas.serde import AvroSerde
 from sinks.base import EventRecord, Partition, Sink
-from sinks.dead_letter import DeadLetterPublisher, headers_of
+from sinks.dead_letter import DeadLetterPublisher
 from sinks.errors import InvalidEventError
 from sinks.policy import Backoff, BatchPolicy
 

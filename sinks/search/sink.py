@@ -44,8 +44,9 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from core.errors import SinkError
 from core.metrics import SINK_ERRORS, count_dead_letter
 from core.settings import Settings
+from schemas.dead_letters import headers_of
 from sinks.base import BatchingSink, Entry, EventRecord, Partition, SinkBatch
-from sinks.dead_letter import DeadLetterPublisher, headers_of
+from sinks.dead_letter import DeadLetterPublisher
 from sinks.errors import InvalidEventError
 from sinks.search.backend import (
     BulkItemResult,
