@@ -329,7 +329,7 @@ def send(  # noqa: PLR0917 - typer maps each parameter to an option
     ] = None,
 ) -> None:
     """Send one command; prints its result (exit 3 when rejected)."""
-    from cqrs.client import CommandClient
+    from cqrs.client import CommandClient, UnknownCommandError
 
     try:
         fields = json.loads(payload)
@@ -342,12 +342,6 @@ def send(  # noqa: PLR0917 - typer maps each parameter to an option
         )
     client = CommandClient(_settings())
     try:
-        if command not in client.command_names():
-            raise typer.BadParameter(
-                f"{command!r} is not a command of this domain; one of "
-                f"{', '.join(client.command_names())}",
-                param_hint="COMMAND",
-            )
         if not wait:
             _say(
                 client.send(
@@ -369,6 +363,8 @@ def send(  # noqa: PLR0917 - typer maps each parameter to an option
         )
         if wait_projection and result.accepted and result.version is not None:
             client.wait_for_projection(wait_projection, aggregate_id, result.version, timeout)
+    except UnknownCommandError as error:  # raised before anything is sent or awaited
+        raise typer.BadParameter(str(error), param_hint="COMMAND") from None
     finally:
         client.close()
     print(json.dumps(result.__dict__, indent=2))

@@ -59,17 +59,17 @@ class CommandClient:
         prefix = settings.kafka.topic_prefix
         self._commands_topic = prefix + "commands"
         self._results_topic = prefix + "command-results"
-        self._producer = Producer(
-            {
-                **settings.kafka.confluent_config(),
-                "enable.idempotence": True,
-                # Kafka's default (Java) partitioner, the workers' too: one partition per aggregate
-                # whoever produces; librdkafka's own default would place keys elsewhere.
-                "partitioner": "murmur2_random",
-                "acks": "all",
-                "linger.ms": 2,
-            }
-        )
+        self._producer_config = {
+            **settings.kafka.confluent_config(),
+            "enable.idempotence": True,
+            # Kafka's default (Java) partitioner, the workers' too: one partition per aggregate
+            # whoever produces; librdkafka's own default would place keys elsewhere.
+            "partitioner": "murmur2_random",
+            "acks": "all",
+            "linger.ms": 2,
+        }
+        # Made on the first send: a client refused a command name never connects.
+        self._producer: Producer | None = None
         self._waiting: dict[str, Future[CommandResult]] = {}
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
@@ -116,6 +116,8 @@ class CommandClient:
             self._commands_topic, full_name, {"metadata": metadata, **payload}
         )
         errors: list[KafkaError] = []
+        if self._producer is None:
+            self._producer = Producer(self._producer_config)
         self._producer.produce(
             self._commands_topic,
             key=aggregate_id.encode(),
@@ -177,7 +179,8 @@ class CommandClient:
         self._closed.set()
         if self._listener is not None:
             self._listener.join(10)
-        self._producer.flush(10)
+        if self._producer is not None:
+            self._producer.flush(10)
 
     def _start_listening(self) -> None:
         with self._lock:
