@@ -15,6 +15,7 @@ from core.errors import ConfigurationError, PipelineError
 from core.logs import configure_logging
 from core.settings import Settings, load_settings
 from cqrs.cli_deploy import deploy_app
+from cqrs.cli_dlq import dlq_app
 from cqrs.cli_lag import lag_app
 from cqrs.cli_sinks import projections_app, sink_app
 
@@ -33,6 +34,7 @@ schemas_app = typer.Typer(help="The Avro contracts and the schema registry.", no
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(lag_app, name="lag")
+app.add_typer(dlq_app, name="dlq")
 app.add_typer(sink_app, name="sink")
 app.add_typer(projections_app, name="projections")
 replay_app = typer.Typer(help="Rebuild state from the event log.", no_args_is_help=True)

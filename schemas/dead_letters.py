@@ -21,6 +21,10 @@ Connect reads the product's dead letters as they are.
   ``__connect.errors.class.name``: the component's class;
 - ``__connect.errors.stage``: ``VALUE_CONVERTER`` (the record could not be
   decoded) or ``TASK_PUT`` (it could not be decided or applied).
+
+A dead letter produced again (``cqrs dlq replay``) carries the original headers
+without these, plus ``dead_letter.replayed_from``: ``<topic>/<partition>/<offset>``
+of the dead letter it came from.
 """
 
 from __future__ import annotations
@@ -34,6 +38,27 @@ from schemas.errors import SerializationError
 MAX_MESSAGE = 2000
 MAX_STACKTRACE = 8000
 CONNECT = "__connect.errors."
+# Added to a dead letter's original headers when ``cqrs dlq replay`` produces it again:
+# ``<dead-letter topic>/<partition>/<offset>`` of the copy it came from.
+REPLAYED_FROM = "dead_letter.replayed_from"
+OWN_HEADERS = frozenset(
+    {
+        "error.class",
+        "error.code",
+        "error.message",
+        "original.topic",
+        "original.partition",
+        "original.offset",
+        "original.timestamp",
+        "dead_letter.component",
+        REPLAYED_FROM,
+    }
+)
+
+
+def is_dead_letter_header(name: str) -> bool:
+    """Whether ``name`` is one this contract adds (the rest are the original record's)."""
+    return name in OWN_HEADERS or name.startswith(CONNECT)
 
 
 def headers_of(message: Message) -> list[tuple[str, str | bytes | None]]:

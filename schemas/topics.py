@@ -15,6 +15,8 @@ from schemas.catalog import SchemaCatalog
 from schemas.compatibility import CompatibilityMode
 
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+# Which dead letters were produced again, and where to (``cqrs dlq replay``).
+DEAD_LETTER_REPLAYS = "dead-letter-replays"
 
 
 @dataclass(frozen=True)
@@ -118,5 +120,12 @@ def topic_specs(
             {"retention.ms": "-1"},
             key="original key",
             dead_letter=True,
+        ),
+        TopicSpec(
+            DEAD_LETTER_REPLAYS,
+            "",  # JSON replay records, written with the replayed records in one transaction
+            partitions,
+            COMPACTED,
+            key="<dead-letter topic>/<partition>/<offset>",
         ),
     ]
