@@ -127,6 +127,14 @@ class SearchBackend(ABC):
         """The ``_source`` of the best hits."""
 
     @abstractmethod
+    def run_search(self, index: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The engine's whole answer to a ``_search`` request with ``body``, as a dict.
+
+        The body is sent as given: building a safe one is the caller's job
+        (``cqrs.query.search_query``); a refused body raises ``SinkError``.
+        """
+
+    @abstractmethod
     def close(self) -> None: ...
 
 

@@ -172,6 +172,13 @@ class ElasticsearchBackend(SearchBackend):
         )
         return [hit["_source"] for hit in body["hits"]["hits"]]
 
+    def run_search(self, index: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        # body= keeps the request as built (keyword arguments would need ``from_``).
+        answer = self._call(
+            f"searching {index}", lambda: self._client.search(index=index, body=dict(body)).body
+        )
+        return dict(answer)
+
     def close(self) -> None:
         self._client.close()
 

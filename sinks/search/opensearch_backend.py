@@ -155,6 +155,12 @@ class OpenSearchBackend(SearchBackend):
         )
         return [hit["_source"] for hit in body["hits"]["hits"]]
 
+    def run_search(self, index: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            f"searching {index}", lambda: self._client.search(index=index, body=dict(body))
+        )
+        return answer
+
     def close(self) -> None:
         self._client.close()
 
