@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint up down status clean helm lock
+.PHONY: setup demo test lint up down status clean helm lock browser
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,13 @@ lock:
 # The pinned Helm the chart tests render with; built once (about 3.5 min) with Go.
 helm:
 	@bash deploy/helm/install-helm.sh
+
+# A real browser for the operator console's test: Debian's Chromium (driven by Playwright
+# with the system browser; no browser download).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version
 
 demo: setup
 	$(BIN)/cqrs demo

@@ -42,6 +42,7 @@ from pydantic_settings import (
 )
 
 from core.errors import ConfigurationError
+from core.query_settings import QuerySettings
 
 CONFIG_FILE_ENV = "CQRS_CONFIG_FILE"
 SECRET_NAME = re.compile("PASSWORD|SECRET|API_KEY|TOKEN|KEY_")  # inputs never shown
@@ -393,6 +394,7 @@ class Settings(BaseSettings):
     processor: ProcessorSettings = Field(default_factory=ProcessorSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     sinks: SinkSettings = Field(default_factory=SinkSettings)
+    query: QuerySettings = Field(default_factory=QuerySettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -17,6 +17,7 @@ from core.settings import Settings, load_settings
 from cqrs.cli_deploy import deploy_app
 from cqrs.cli_dlq import dlq_app
 from cqrs.cli_lag import lag_app
+from cqrs.cli_query import query_app
 from cqrs.cli_sinks import projections_app, sink_app
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(lag_app, name="lag")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(query_app, name="query")
 app.add_typer(sink_app, name="sink")
 app.add_typer(projections_app, name="projections")
 replay_app = typer.Typer(help="Rebuild state from the event log.", no_args_is_help=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,8 +51,14 @@ class UnknownCommandError(PipelineError, ValueError):
 
 
 class CommandClient:
-    def __init__(self, settings: Settings, catalog: SchemaCatalog | None = None) -> None:
+    def __init__(
+        self, settings: Settings, catalog: SchemaCatalog | None = None, *, remember: int = 0
+    ) -> None:
+        """``remember``: how many results of anyone's commands to keep for ``recent_result``
+        (0: only the results this client waits for are decoded)."""
         self._settings = settings
+        self._remember = remember
+        self._recent: OrderedDict[str, CommandResult] = OrderedDict()
         domain = load_domain(settings.domain)
         self._namespace = domain.commands_namespace + "."
         self._catalog = catalog or SchemaCatalog.for_domain(domain)
@@ -76,7 +83,7 @@ class CommandClient:
         self._ready = threading.Event()
         self._closed = threading.Event()
 
-    def _command_record(self, command: str) -> str:
+    def command_record(self, command: str) -> str:
         """The Avro record of a command named plainly (``PlaceOrder``) or in full."""
         full_name = command if "." in command else self._namespace + command
         if full_name not in self._catalog or not full_name.startswith(self._namespace):
@@ -99,10 +106,45 @@ class CommandClient:
         issued_by: str = "cqrs-client",
     ) -> str:
         """Produce a command (e.g. ``"PlaceOrder"``); returns its command id once durable."""
-        full_name = self._command_record(command)
+        command_id = command_id or str(uuid.uuid4())
+        errors: list[KafkaError] = []
+
+        def delivered(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                errors.append(error)
+
+        producer = self._produce(
+            command,
+            aggregate_id,
+            payload,
+            command_id,
+            delivered,
+            expected_version=expected_version,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            issued_by=issued_by,
+        )
+        producer.flush(30)
+        if errors:
+            raise PipelineError(f"command {command_id} was not delivered: {errors[0].str()}")
+        return command_id
+
+    def _produce(
+        self,
+        command: str,
+        aggregate_id: str,
+        payload: dict[str, Any],
+        command_id: str,
+        on_delivery: Any,
+        *,
+        expected_version: int | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        issued_by: str = "cqrs-client",
+    ) -> Producer:
+        full_name = self.command_record(command)
         if not isinstance(payload, dict):
             raise TypeError(f"the fields of {command} must be a dict, not {type(payload).__name__}")
-        command_id = command_id or str(uuid.uuid4())
         metadata = {
             "command_id": command_id,
             "aggregate_id": aggregate_id,
@@ -115,19 +157,14 @@ class CommandClient:
         value = self._serde.encode(
             self._commands_topic, full_name, {"metadata": metadata, **payload}
         )
-        errors: list[KafkaError] = []
-        if self._producer is None:
-            self._producer = Producer(self._producer_config)
-        self._producer.produce(
-            self._commands_topic,
-            key=aggregate_id.encode(),
-            value=value,
-            on_delivery=lambda error, _msg: errors.append(error) if error else None,
+        with self._lock:
+            if self._producer is None:
+                self._producer = Producer(self._producer_config)
+            producer = self._producer
+        producer.produce(
+            self._commands_topic, key=aggregate_id.encode(), value=value, on_delivery=on_delivery
         )
-        self._producer.flush(30)
-        if errors:
-            raise PipelineError(f"command {command_id} was not delivered: {errors[0].str()}")
-        return command_id
+        return producer
 
     def send_and_wait(
         self,
@@ -139,7 +176,7 @@ class CommandClient:
         **options: Any,
     ) -> CommandResult:
         """Send a command and return its result (accepted or rejected)."""
-        self._command_record(command)  # an unknown name fails now, not after listening
+        self.command_record(command)  # an unknown name fails now, not after listening
         self._start_listening()
         command_id = options.pop("command_id", None) or str(uuid.uuid4())
         future: Future[CommandResult] = Future()
@@ -156,6 +193,37 @@ class CommandClient:
         finally:
             with self._lock:
                 self._waiting.pop(command_id, None)
+
+    def submit(
+        self, command: str, aggregate_id: str, payload: dict[str, Any], **options: Any
+    ) -> Future[CommandResult]:
+        """Produce a command without blocking; the future holds its result, or the error of
+        its delivery. For callers that keep many commands in flight (the HTTP gateway)."""
+        self.command_record(command)
+        self._start_listening()
+        command_id = options.pop("command_id", None) or str(uuid.uuid4())
+        future: Future[CommandResult] = Future()
+        with self._lock:
+            self._waiting[command_id] = future
+
+        def delivered(error: KafkaError | None, _message: Message) -> None:
+            if error is not None and not future.done():
+                future.set_exception(
+                    PipelineError(f"command {command_id} was not delivered: {error.str()}")
+                )
+
+        try:
+            self._produce(command, aggregate_id, payload, command_id, delivered, **options)
+        except BaseException:
+            self.forget(command_id)
+            raise
+        future.add_done_callback(lambda _: self.forget(command_id))
+        return future
+
+    def forget(self, command_id: str) -> None:
+        """Stop waiting for a command's result (it was answered or given up)."""
+        with self._lock:
+            self._waiting.pop(command_id, None)
 
     def wait_for_projection(
         self, projection: str, aggregate_id: str, version: int, timeout_s: float = 30.0
@@ -215,30 +283,47 @@ class CommandClient:
             consumer.assign(partitions)
             self._ready.set()
             while not self._closed.is_set():
-                message = consumer.poll(0.2)
+                if self._producer is not None:
+                    self._producer.poll(0)  # delivery reports of submitted commands
+                message = consumer.poll(0.05 if self._waiting else 0.2)
                 if message is not None and not message.error():
                     self._deliver(message)
         finally:
             consumer.close()
+
+    def recent_result(self, command_id: str) -> CommandResult | None:
+        """A result seen since listening began, among the last ``remember`` (see __init__)."""
+        self._start_listening()
+        with self._lock:
+            return self._recent.get(command_id)
 
     def _deliver(self, message: Message) -> None:
         key = message.key()
         command_id = key.decode() if key else ""
         with self._lock:
             future = self._waiting.get(command_id)
-        if future is None or future.done():
+        if (future is None or future.done()) and not self._remember:
             return
+        result = self._result_of(message)
+        if self._remember:
+            with self._lock:
+                self._recent[command_id] = result
+                self._recent.move_to_end(command_id)
+                while len(self._recent) > self._remember:
+                    self._recent.popitem(last=False)
+        if future is not None and not future.done():
+            future.set_result(result)
+
+    def _result_of(self, message: Message) -> CommandResult:
         value = self._serde.decode(message.value() or b"").value
         rejection = value.get("rejection") or {}
-        future.set_result(
-            CommandResult(
-                command_id=value["command_id"],
-                status=value["status"],
-                aggregate_id=value.get("aggregate_id"),
-                version=value.get("version"),
-                event_ids=list(value.get("event_ids", [])),
-                rejection_code=rejection.get("code"),
-                rejection_reason=rejection.get("reason"),
-                current_version=rejection.get("current_version"),
-            )
+        return CommandResult(
+            command_id=value["command_id"],
+            status=value["status"],
+            aggregate_id=value.get("aggregate_id"),
+            version=value.get("version"),
+            event_ids=list(value.get("event_ids", [])),
+            rejection_code=rejection.get("code"),
+            rejection_reason=rejection.get("reason"),
+            current_version=rejection.get("current_version"),
         )
