@@ -25,6 +25,12 @@ from tests.deploy.chart import KUBERNETES_VERSION, helm_binary, helm_template, r
         ("processManagers.fulfilment.replica=2", "/processManagers/fulfilment"),
         ("sinks.projections.order-summary.stores[0]=mysql", "/sinks/projections/order-summary"),
         ("metrics.port=70000", "/metrics/port"),
+        ("query.replicas=abc", "/query/replicas"),
+        ("query.poolSize=0", "/query/poolSize"),
+        ("query.maxWaitSeconds=0", "/query/maxWaitSeconds"),
+        ("query.apiKeys.secret=keys", "/query/apiKeys"),
+        ("postgres.reader.username=me", "/postgres/reader"),
+        ("networkPolicy.query.ingress=all", "/networkPolicy/query/ingress"),
     ],
 )
 def test_a_wrong_value_fails_with_its_path(setting: str, path: str) -> None:
@@ -92,6 +98,9 @@ def test_notes_name_every_process_and_how_to_check_them(tmp_path: Path) -> None:
         "StatefulSet demo-cqrs-pipeline-command-processor: cqrs worker",
         "StatefulSet demo-cqrs-pipeline-pm-fulfilment: cqrs saga fulfilment",
         "Deployment demo-cqrs-pipeline-sink-order-summary: cqrs sink run order-summary",
+        "Deployment demo-cqrs-pipeline-query: cqrs query serve --host 0.0.0.0 --port 8000",
+        "port-forward svc/demo-cqrs-pipeline-query 8000",
+        "http://localhost:8000/docs",
         "helm test demo",
     ):
         assert line in text, text

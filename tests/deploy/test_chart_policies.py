@@ -101,19 +101,32 @@ def test_containers_have_requests_and_limits(rendered: Rendered) -> None:
                 )
 
 
+def _health_port(rendered: Rendered, workload: Manifest) -> tuple[str, int]:
+    """The named port serving /metrics, /livez and /readyz: the query service's API port."""
+    if _component(workload) == "query":
+        return "http", _values(rendered, "query", "port")
+    return "metrics", _values(rendered, "metrics", "port")
+
+
+def _component(obj: Manifest) -> str:
+    component: str = obj["metadata"]["labels"]["app.kubernetes.io/component"]
+    return component
+
+
 def test_long_running_pods_probe_the_health_endpoints(rendered: Rendered) -> None:
     for workload in workloads(rendered):
         if workload["kind"] == "Job":
             continue
+        name, number = _health_port(rendered, workload)
         for container in pod_spec(workload)["containers"]:
             where = f"{workload['metadata']['name']}/{container['name']}"
             ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-            assert ports["metrics"] == _values(rendered, "metrics", "port"), where
+            assert ports[name] == number, where
             expected = {"livenessProbe": "/livez", "readinessProbe": "/readyz"}
             expected["startupProbe"] = "/livez"
             for probe, path in expected.items():
                 action = container[probe]["httpGet"]
-                assert (action["path"], action["port"]) == (path, "metrics"), f"{where} {probe}"
+                assert (action["path"], action["port"]) == (path, name), f"{where} {probe}"
 
 
 def test_graceful_shutdown_has_time_to_finish_a_transaction_or_batch(rendered: Rendered) -> None:
@@ -148,9 +161,20 @@ def test_no_credential_in_a_plain_value(rendered: Rendered) -> None:
             leaked = [key for key in obj["data"] if SECRET_NAME.search(key)]
             assert leaked == [], f"{obj['metadata']['name']}: {leaked}"
     for workload in workloads(rendered):
+        secret_volumes = {
+            volume["name"] for volume in pod_spec(workload).get("volumes", []) if "secret" in volume
+        }
         for container in _containers(pod_spec(workload)):
+            secret_mounts = [
+                mount["mountPath"] + "/"
+                for mount in container.get("volumeMounts", [])
+                if mount["name"] in secret_volumes
+            ]
             for entry in container.get("env", []):
-                if SECRET_NAME.search(entry["name"]):
+                if entry["name"].endswith("_FILE") and "value" in entry:
+                    # A path, not a credential: it must name a file of a mounted Secret.
+                    assert entry["value"].startswith(tuple(secret_mounts)), entry["name"]
+                elif SECRET_NAME.search(entry["name"]):
                     assert "secretKeyRef" in entry.get("valueFrom", {}), entry["name"]
 
 
@@ -302,7 +326,7 @@ def test_every_component_has_a_service_budget_and_network_policy(rendered: Rende
             s for s in rendered.of_kind("Service") if _selects(s["spec"]["selector"], labels)
         ]
         assert services, f"{name} has no Service"
-        assert services[0]["spec"]["ports"][0]["name"] == "metrics", name
+        assert services[0]["spec"]["ports"][0]["name"] == _health_port(rendered, workload)[0], name
         budgets = rendered.of_kind("PodDisruptionBudget")
         assert any(_selects(b["spec"]["selector"]["matchLabels"], labels) for b in budgets), name
         policies = [
@@ -332,7 +356,7 @@ def test_egress_reaches_only_kafka_registry_stores_and_dns(rendered: Rendered) -
             assert {port["port"] for port in rule["ports"]} <= allowed
         component = policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
         egress_ports = {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
-        if not component.startswith("sink-"):
+        if not component.startswith("sink-") and component != "query":
             assert not egress_ports & (ports("postgres") | ports("search")), component
         for rule in policy["spec"].get("ingress") or []:
             assert rule["from"], "an ingress rule without peers would allow anyone"

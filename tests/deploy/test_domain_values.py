@@ -37,6 +37,7 @@ def test_another_domain_replaces_the_shops_components_and_topics(tmp_path: Path)
         "command-processor",
         "pm-loans",
         "sink-books",
+        "query",
         "lag-exporter",
         "registry",
     }

@@ -137,7 +137,12 @@ key: {{ .chartKey }}
     secretKeyRef:
       {{- include "cqrs.secretRef" (dict "root" $root "existing" $v.registry.auth.existingSecret "key" $v.registry.auth.passwordKey "inline" $v.registry.auth.password "chartKey" "registry-password" "what" "registry basic-auth password" "path" "registry.auth") | nindent 6 }}
 {{- end }}
-{{- if has "postgres" .needs }}
+{{- if and (has "postgres" .needs) (eq (default "" .postgresRole) "reader") }}
+- name: CQRS_POSTGRES__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      {{- include "cqrs.secretRef" (dict "root" $root "existing" $v.postgres.reader.existingSecret "key" $v.postgres.reader.passwordKey "inline" $v.postgres.reader.password "chartKey" "postgres-reader-password" "what" "PostgreSQL reader role password" "path" "postgres.reader") | nindent 6 }}
+{{- else if has "postgres" .needs }}
 - name: CQRS_POSTGRES__PASSWORD
   valueFrom:
     secretKeyRef:
@@ -248,19 +253,20 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/* Health probes on the named port (`.port`) that serves /livez and /readyz. */}}
 {{- define "cqrs.probes" -}}
-{{- $p := .Values.probes -}}
+{{- $p := .root.Values.probes -}}
 startupProbe:
-  httpGet: {path: /livez, port: metrics}
+  httpGet: {path: /livez, port: {{ .port }}}
   periodSeconds: {{ $p.startup.periodSeconds }}
   failureThreshold: {{ $p.startup.failureThreshold }}
 livenessProbe:
-  httpGet: {path: /livez, port: metrics}
+  httpGet: {path: /livez, port: {{ .port }}}
   periodSeconds: {{ $p.liveness.periodSeconds }}
   timeoutSeconds: {{ $p.liveness.timeoutSeconds }}
   failureThreshold: {{ $p.liveness.failureThreshold }}
 readinessProbe:
-  httpGet: {path: /readyz, port: metrics}
+  httpGet: {path: /readyz, port: {{ .port }}}
   periodSeconds: {{ $p.readiness.periodSeconds }}
   timeoutSeconds: {{ $p.readiness.timeoutSeconds }}
   failureThreshold: {{ $p.readiness.failureThreshold }}
@@ -296,14 +302,16 @@ affinity:
 {{- end }}
 {{- end -}}
 
+{{/* Annotations of one component's pods (`.c`): the scrape port is the one serving /metrics. */}}
 {{- define "cqrs.podAnnotations" -}}
-checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
-{{- if .Values.metrics.scrapeAnnotations }}
+{{- $root := .root -}}
+checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+{{- if $root.Values.metrics.scrapeAnnotations }}
 prometheus.io/scrape: "true"
-prometheus.io/port: {{ .Values.metrics.port | quote }}
+prometheus.io/port: {{ include "cqrs.metricsPortNumber" . | quote }}
 prometheus.io/path: /metrics
 {{- end }}
-{{- with .Values.podAnnotations }}
+{{- with $root.Values.podAnnotations }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
