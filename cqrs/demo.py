@@ -1,10 +1,13 @@
 """``cqrs demo``: the whole pipeline on the local stack, driven by a small shop's traffic.
 
-Brings the stack up, starts the command processor, the fulfilment saga and
-every sink as the real ``cqrs`` processes, sends a script of commands through
-``CommandClient``, waits for the saga and the read side to settle, and prints
-what each part produced: command results, the PostgreSQL read models, a search
-query, the sales analytics and the consumer lag of every group.
+Brings the stack up, starts the command processor, the fulfilment saga, every
+sink and the query service as the real ``cqrs`` processes, sends a script of
+commands through ``CommandClient``, waits for the saga and the read side to
+settle, and prints what each part produced, read back through the query
+service's HTTP API as any client would: command results, the PostgreSQL read
+models, a search query, the sales analytics, then the consumer lag of every
+group. The query service keeps running while the demo's processes do; its URLs
+(API docs, console) are printed.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from core.errors import PipelineError
 from core.settings import Settings
 from cqrs.children import WORKER_READY, cqrs_process
 from cqrs.client import CommandClient, CommandResult
+from cqrs.demo_views import QueryApi
 from sinks.registry import names as projection_names
 
 Say = Callable[[str], None]
@@ -79,11 +83,23 @@ def run(settings: Settings, say: Say) -> None:
         running.enter_context(
             process(["sink", "run", "--all"], logs / "sinks.log", sinks_ready, say)
         )
+        url = f"http://127.0.0.1:{settings.query.port}"
+        running.enter_context(
+            process(
+                ["query", "serve", "--host", "127.0.0.1"],
+                logs / "query.log",
+                ["query service on"],
+                say,
+            )
+        )
+        api = QueryApi(url)
+        running.callback(api.close)
+        say(f"query API: {url}/docs  ·  operator console: {url}/console")
         client = running.enter_context(CommandClient(settings))
         run_id = uuid.uuid4().hex[:4].upper()  # every run its own SKUs and orders
         sent = traffic(client, run_id, say)
-        settle(settings, client, sent, say)
-        show(settings, run_id, sent)
+        settle(api, client, sent, say)
+        show(api, run_id, sent)
     say("done: the stack keeps running (cqrs stack down stops it); worker logs in " + str(logs))
 
 
@@ -92,6 +108,24 @@ class Sent(list[tuple[str, CommandResult]]):
 
     def send(self, client: CommandClient, command: str, aggregate_id: str, **payload: Any) -> None:
         self.append((command, client.send_and_wait(command, aggregate_id, payload)))
+
+    def add(self, command: str, answer: dict[str, Any]) -> None:
+        """A command sent through the HTTP gateway, by its JSON answer."""
+        self.append(
+            (
+                command,
+                CommandResult(
+                    answer["command_id"],
+                    answer["status"],
+                    answer["aggregate_id"],
+                    answer["version"],
+                    answer["event_ids"],
+                    None,
+                    None,
+                    None,
+                ),
+            )
+        )
 
     def accepted(self, name: str) -> list[str]:
         return [r.aggregate_id or "" for n, r in self if n == name and r.accepted]
@@ -127,60 +161,60 @@ def traffic(client: CommandClient, run_id: str, say: Say) -> Sent:
     return sent
 
 
-def settle(settings: Settings, client: CommandClient, sent: Sent, say: Say) -> None:
+def settle(api: QueryApi, client: CommandClient, sent: Sent, say: Say) -> None:
     """Wait for the saga's decisions, then cancel one order and ship two; wait again."""
     placed = sent.accepted("PlaceOrder")
-    statuses = _until_final(settings, placed, say)
+    statuses = _until_final(api, placed, say)
     confirmed = [order_id for order_id in placed if statuses.get(order_id) == "CONFIRMED"]
-    say("a customer cancels an order; two orders ship")
+    say("a customer cancels an order; two orders ship (sent through the HTTP gateway)")
     for order_id in confirmed[:1]:
-        sent.send(client, "CancelOrder", order_id, reason="changed my mind")
+        sent.add("CancelOrder", api.command("CancelOrder", order_id, reason="changed my mind"))
     for order_id in confirmed[1:3]:
-        sent.send(client, "ShipOrder", order_id, carrier="PostNord")
-    _until_final(settings, placed, say, wanted=len(confirmed[:3]))
+        sent.add("ShipOrder", api.command("ShipOrder", order_id, carrier="PostNord"))
+    _until_final(api, placed, say, wanted=len(confirmed[:3]))
 
 
-def _until_final(
-    settings: Settings, order_ids: list[str], say: Say, wanted: int = 0
-) -> dict[str, str]:
-    """Poll the order_summary read model until every order is settled (and moved on)."""
-    from cqrs import demo_views as showcase
-
+def _until_final(api: QueryApi, order_ids: list[str], say: Say, wanted: int = 0) -> dict[str, str]:
+    """Poll the order-summary projection until every order is settled (and moved on)."""
     deadline = time.monotonic() + 90
     while True:
-        statuses = showcase.order_statuses(settings, order_ids)
+        statuses = api.order_statuses(order_ids)
         moved = sum(status in {"CANCELLED", "SHIPPED"} for status in statuses.values())
         if all(statuses.get(o) in FINAL for o in order_ids) and moved >= wanted:
             say(f"read model settled: {dict(Counter(statuses.values()))}")
             return statuses
         if time.monotonic() > deadline:
             raise PipelineError(
-                f"orders did not settle within 90 s ({statuses}); see the logs in "
-                f"{settings.stack.home / 'demo'}"
+                f"orders did not settle within 90 s ({statuses}); see the demo's logs "
+                "(the line 'starting cqrs ...' names each)"
             )
         time.sleep(0.5)
 
 
-def show(settings: Settings, run_id: str, sent: Sent) -> None:
-    from cqrs import demo_views as showcase
-
+def show(api: QueryApi, run_id: str, sent: Sent) -> None:
     console = Console()
     tally = Counter(f"{name} {result.status.lower()}" for name, result in sent)
     console.print(_table("Command results", [{"command": k, "count": v} for k, v in tally.items()]))
-    orders, skus = f"ord-{run_id}-%", f"%-{run_id}"
-    console.print(_table("order_summary (PostgreSQL)", showcase.orders(settings, orders)))
+    orders = sent.accepted("PlaceOrder")
+    skus = [f"{sku}-{run_id}" for sku in ITEMS]
+    base = api.url + "/projections"
+    console.print(_table(f"order-summary (GET {base}/order-summary)", api.orders(orders)))
     console.print(
-        _table("customer_orders (PostgreSQL)", showcase.customer_history(settings, orders))
+        _table(
+            "a customer's orders (GET .../order-summary?customer_id=ada&order=-placed_at)",
+            api.customer_history("ada", orders),
+        )
     )
-    console.print(_table("inventory_levels (PostgreSQL)", showcase.inventory(settings, skus)))
-    hits = showcase.search_orders(settings, "Porto", size=50)
+    console.print(_table(f"inventory-levels (GET {base}/inventory-levels)", api.inventory(skus)))
+    hits = api.search_orders("Porto", order_id=",".join(orders))
     shown = [
         {k: hit.get(k) for k in ("order_id", "customer_id", "status", "total_cents")}
         for hit in hits
-        if str(hit.get("order_id", "")).startswith(f"ord-{run_id}-")
     ]
-    console.print(_table('search: orders matching "Porto"', shown))
-    console.print(_table("sales_windows (analytics)", showcase.sales(settings, skus)))
+    console.print(
+        _table(f'search: orders matching "Porto" (GET {api.url}/search/search-orders)', shown)
+    )
+    console.print(_table("sales-analytics, per minute", api.sales(skus)))
     subprocess.run([sys.executable, "-m", "cqrs", "lag"], check=False)
 
 
