@@ -208,13 +208,15 @@ class ProcessorSettings(_Section):
 
     store: str = Field(
         default="memory://",
-        description="State store; only memory:// (in-memory tables, restored from the "
-        "changelog whenever partitions are assigned). Any other value is refused at start.",
+        description="State store: memory:// (in-memory tables, restored from the whole "
+        "changelog whenever partitions are assigned) or sqlite:// (also kept on local disk "
+        "in the data directory, consistent with a committed changelog position, so a "
+        "restart reads only the changelog's tail). Any other value is refused at start.",
     )
     datadir: Path = Field(
         default=Path(".cqrs-data"),
         description="Where a worker claims its instance slot, which names its "
-        "transactional id (one subdirectory per app id); no state is kept there.",
+        "transactional id (one subdirectory per app id), and keeps its sqlite:// state.",
     )
     partitions: int = Field(default=6, description="Partitions of the topics the product creates.")
     replication_factor: int = 1

@@ -12,6 +12,13 @@ or one whose commit markers are still being written) holds the read back until
 it ends, so a committed transaction is never half-restored and an aborted one
 is never applied. A partition whose last offset is a commit marker ends too:
 the consumer's position moves past control records at the end of a fetch.
+
+With a local store (``processors.local_store``), a partition starts from what
+the store holds and reads only the changelog from the store's position on;
+what it reads is written to the store in the same batches, and the position
+once the partition is restored. A store that cannot be completed from the log
+(too old, or outside the partition's offsets) is dropped, and the partition is
+restored from the beginning, which the log says.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
 from core.settings import KafkaConfig
+from processors.local_store import LocalStore, usable
 from processors.state import PartitionedState
 from schemas.partition_offsets import partition_offsets
 
@@ -45,6 +53,7 @@ PROGRESS_EVERY_S = 2.0
 class _Progress:
     target: int  # the high watermark when the restore started
     started: float
+    begin: int = 0  # the first offset read (the store's position, or the log's start)
     records: int = 0
     eof: bool = False
 
@@ -56,6 +65,8 @@ class ChangelogRestore:
     topic: str
     kafka: KafkaConfig
     state: PartitionedState
+    store: LocalStore | None = None
+    delete_retention_s: float = 86_400.0  # the changelog's tombstone retention
     _queued: set[int] = field(default_factory=set)  # assigned, end offsets not yet known
     _pending: dict[int, _Progress] = field(default_factory=dict)
     _consumer: Consumer | None = None
@@ -69,7 +80,7 @@ class ChangelogRestore:
 
     def remaining(self) -> int:
         """Records still to read, about (compacted and control offsets count too)."""
-        return sum(max(0, p.target - p.records) for p in self._pending.values())
+        return sum(max(0, p.target - p.begin - p.records) for p in self._pending.values())
 
     def start(self, partitions: list[int]) -> None:
         """Restore these partitions (their state starts empty) in the coming steps."""
@@ -105,20 +116,63 @@ class ChangelogRestore:
             return []
         now = time.monotonic()
         self._queued.clear()
-        reading = [p for p in partitions if targets[p] > firsts[p]]
+        begins = {p: self._begin_from(p, firsts[p], targets[p]) for p in partitions}
+        reading = [p for p in partitions if targets[p] > begins[p]]
         for partition in reading:
-            self._pending[partition] = _Progress(targets[partition], now)
+            self._pending[partition] = _Progress(targets[partition], now, begins[partition])
         if reading:
             self._restore_consumer().incremental_assign(
-                [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in reading]
+                [
+                    TopicPartition(
+                        self.topic, p, begins[p] if begins[p] > firsts[p] else OFFSET_BEGINNING
+                    )
+                    for p in reading
+                ]
             )
             log.info(
                 "restoring %s partitions %s from the changelog (%d offsets)",
                 self.topic,
                 reading,
-                sum(targets[p] - firsts[p] for p in reading),
+                sum(targets[p] - begins[p] for p in reading),
             )
         return [p for p in partitions if p not in self._pending]
+
+    def _begin_from(self, partition: int, first: int, end: int) -> int:
+        """Where the partition's changelog is read from: the local store's position, with
+        the store's entries loaded, when the store can be completed from the log; else
+        the log's start (the store's copy dropped)."""
+        store = self.store
+        if store is None:
+            return first
+        position = store.position(partition)
+        if not usable(position, first, end, self.delete_retention_s):
+            if position is not None:
+                log.warning(
+                    "local state of %s[%d] at offset %d cannot be completed from the changelog "
+                    "(offsets %d to %d, tombstones kept %.0fs); restoring it from the beginning",
+                    self.topic,
+                    partition,
+                    position.next_offset,
+                    first,
+                    end,
+                    self.delete_retention_s,
+                )
+            store.forget(partition)
+            return first
+        assert position is not None
+        started = time.monotonic()
+        self.state.add(partition, store.entries(partition))
+        log.info(
+            "loaded %s[%d] from local state: %d keys up to offset %d in %.2fs",
+            self.topic,
+            partition,
+            self.state.size(partition),
+            position.next_offset,
+            time.monotonic() - started,
+        )
+        if position.next_offset >= end:
+            store.apply({}, {partition: position.next_offset})  # still current: a fresh stamp
+        return position.next_offset
 
     def _warn(self, message: str) -> None:
         now = time.monotonic()
@@ -154,6 +208,8 @@ class ChangelogRestore:
             progress.eof = False
         for partition, batch in entries.items():
             self.state.add(partition, batch)
+            if self.store is not None:
+                self.store.append_restored(partition, batch)
         done += self._finished(consumer)
         self._notice()
         return done
@@ -163,7 +219,14 @@ class ChangelogRestore:
         if not candidates:
             return []
         positions = consumer.position([TopicPartition(self.topic, p) for p in candidates])
-        done = [tp.partition for tp in positions if tp.offset >= self._pending[tp.partition].target]
+        reached = {
+            tp.partition: tp.offset
+            for tp in positions
+            if tp.offset >= self._pending[tp.partition].target
+        }
+        done = list(reached)
+        if self.store is not None and reached:
+            self.store.apply({}, reached)  # the store now holds the log up to here
         for partition in done:
             progress = self._pending.pop(partition)
             log.info(

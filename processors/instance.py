@@ -28,6 +28,7 @@ MAX_SLOTS = 1024
 class InstanceClaim:
     transactional_id: str
     lock: IO[bytes]  # held open for the life of the process
+    slot: int  # also names the instance's local state store
 
     def release(self) -> None:
         self.lock.close()
@@ -44,7 +45,7 @@ def claim_transactional_id(app_id: str, datadir: Path) -> InstanceClaim:
         except BlockingIOError:
             lock.close()
             continue
-        return InstanceClaim(f"{app_id}-{socket.gethostname()}-{directory}-{slot}", lock)
+        return InstanceClaim(f"{app_id}-{socket.gethostname()}-{directory}-{slot}", lock, slot)
     raise RuntimeError(
         f"{MAX_SLOTS} worker processes already hold a slot in {slots}: give this one a "
         "data directory of its own (CQRS_PROCESSOR__DATADIR)"

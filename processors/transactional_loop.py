@@ -16,7 +16,9 @@ The checkpoint, in this order (``_checkpoint``):
 2. the consumed offsets are sent to the transaction, under the group's
    current generation (``send_offsets_to_transaction``);
 3. the transaction commits (``commit_transaction``), and only then
-4. the staged state writes are applied to the local tables.
+4. the staged state writes are applied to the local tables, and to the local
+   store on disk when there is one (``processors.local_store``), with the
+   changelog offsets the transaction ended at.
 
 A failure anywhere in between is survived in-process (``_recover``): an
 abortable error aborts the transaction and rewinds the consumer to the last
@@ -58,6 +60,7 @@ from core.settings import KafkaConfig
 from processors.bounded_call import CallOverranError, call_within
 from processors.changelog import ChangelogRestore
 from processors.commit_outcome import Outcome, committed_offsets, judge
+from processors.local_store import LocalStore
 from processors.state import PartitionedState
 from processors.strays import Strays, close_strays
 from processors.task import Headers, Step, Task
@@ -81,19 +84,36 @@ class LoopSettings:
     commit_interval_s: float = 0.05
     transaction_timeout_s: float = 10.0
     session_timeout_s: float = 10.0
+    delete_retention_s: float = 86_400.0  # the changelog's tombstone retention
 
 
 class TransactionalLoop:
-    def __init__(self, task: Task, settings: LoopSettings, health: Health | None = None) -> None:
+    def __init__(
+        self,
+        task: Task,
+        settings: LoopSettings,
+        health: Health | None = None,
+        store: LocalStore | None = None,
+    ) -> None:
         self._task, self._settings, self._health = task, settings, health or Health()
         self._state = PartitionedState()
+        self._store = store if task.state else None
         # The input topic whose partitions own the state (None: a stateless task).
         self._source = task.state.source_topic if task.state else None
         self._restore = (
-            ChangelogRestore(task.state.changelog, settings.kafka, self._state)
+            ChangelogRestore(
+                task.state.changelog,
+                settings.kafka,
+                self._state,
+                self._store,
+                settings.delete_retention_s,
+            )
             if task.state
             else None
         )
+        # Per changelog partition, the offset after the open transaction's last record
+        # there, from its delivery report: where the local store's position moves to.
+        self._changelog_ends: dict[int, int] = {}
         self._stopping = False  # before the first producer, whose start may be retried
         self._consumer = Consumer(self._consumer_config())
         self._producer = self._new_producer()
@@ -265,9 +285,18 @@ class TransactionalLoop:
         if self._task.state is None:
             return
         changelog, produce = self._task.state.changelog, self._produce
+        self._changelog_ends = {}
         for partition, writes in self._state.staged():
-            for key, value in writes.items():
-                produce(changelog, key, value, None, partition)
+            last = len(writes) - 1
+            for index, (key, value) in enumerate(writes.items()):
+                # Only the last record's offset is needed: one report per partition.
+                report = self._changelog_end if self._store and index == last else None
+                produce(changelog, key, value, None, partition, on_delivery=report)
+
+    def _changelog_end(self, error: KafkaError | None, message: Message) -> None:
+        partition, offset = message.partition(), message.offset()
+        if error is None and partition is not None and offset is not None and offset >= 0:
+            self._changelog_ends[partition] = offset + 1
 
     def _produce(
         self,
@@ -276,13 +305,19 @@ class TransactionalLoop:
         value: bytes | None,
         headers: Headers | None,
         partition: int | None,
+        *,
+        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
     ) -> None:
         while True:
             try:
                 if partition is None:
                     self._producer.produce(topic, value, key, headers=headers)
-                else:
+                elif on_delivery is None:
                     self._producer.produce(topic, value, key, partition, headers=headers)
+                else:
+                    self._producer.produce(
+                        topic, value, key, partition, headers=headers, on_delivery=on_delivery
+                    )
                 return
             except BufferError:  # the local queue is full: let it drain
                 self._producer.poll(0.05)
@@ -309,7 +344,7 @@ class TransactionalLoop:
             self._recover(error, "committing")
             return
         TRANSACTION_COMMIT_SECONDS.observe(time.perf_counter() - started)
-        self._state.commit()
+        self._commit_state(known_ends=True)
         for (topic, partition), offset in self._pending.items():
             self._resume[(topic, partition)] = offset
         self._pending.clear()
@@ -330,6 +365,21 @@ class TransactionalLoop:
                 deadline,
             )
         self._retrying("commit_transaction", producer.commit_transaction, deadline)
+
+    def _commit_state(self, *, known_ends: bool) -> None:
+        """The committed transaction's writes into the tables, and into the local store
+        with the changelog offsets they end at (unknown after a commit that failed but
+        happened: the store then holds writes past its position, which a restore's
+        replay of the log from that position reproduces)."""
+        store = self._store
+        if store is not None:
+            writes = dict(self._state.staged())
+            if writes:
+                self._producer.poll(0)  # serve the changelog records' delivery reports
+                ends = self._changelog_ends if known_ends else {}
+                store.apply(writes, {p: e for p, e in ends.items() if p in writes})
+        self._changelog_ends = {}
+        self._state.commit()
 
     def _commit_at_least_once(self, offsets: list[TopicPartition]) -> None:
         undelivered = self._producer.flush(self._settings.transaction_timeout_s)
@@ -414,7 +464,7 @@ class TransactionalLoop:
         )
         self._pending.clear()
         if outcome is Outcome.COMMITTED:
-            self._state.commit()
+            self._commit_state(known_ends=False)
             self._resume.update(sent)
             return
         self._state.abort()

@@ -13,6 +13,7 @@ from core.settings import Settings
 from processors.command_processing import CommandProcessor
 from processors.command_task import CommandTask
 from processors.instance import claim_transactional_id
+from processors.local_store import LocalStore
 from processors.messages import MessageTypes
 from processors.process_manager import ProcessManagerProcessor
 from processors.process_manager_task import ProcessManagerTask
@@ -22,9 +23,16 @@ from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
 from schemas.tooling import register_all
-from schemas.topic_admin import ensure_changelog, ensure_topics, partition_count, topic_names
+from schemas.topic_admin import (
+    delete_retention_s,
+    ensure_changelog,
+    ensure_topics,
+    partition_count,
+    topic_names,
+)
 
 log = logging.getLogger("cqrs.worker")
+STORES = ("memory://", "sqlite://")
 
 
 def _prepared_serde(settings: Settings, domain: Domain) -> AvroSerde:
@@ -65,10 +73,11 @@ def process_manager_task(settings: Settings, name: str) -> ProcessManagerTask:
 def run(task: Task, settings: Settings, group_id: str) -> None:
     """Run ``task`` in this process until SIGTERM or SIGINT, serving /metrics and health."""
     processor = settings.processor
-    if processor.store != "memory://":
+    if processor.store not in STORES:
         raise ConfigurationError(
-            f"CQRS_PROCESSOR__STORE={processor.store!r} is not a store this worker has; "
-            "use memory:// (state restored from its changelog when partitions are assigned)"
+            f"CQRS_PROCESSOR__STORE={processor.store!r} is not a store this worker has; use "
+            "sqlite:// (state on local disk, the changelog's tail read after a restart) or "
+            "memory:// (state restored from the whole changelog when partitions are assigned)"
         )
     if processor.standby_replicas:
         raise ConfigurationError(
@@ -80,6 +89,12 @@ def run(task: Task, settings: Settings, group_id: str) -> None:
     datadir = Path(processor.datadir) / group_id
     datadir.mkdir(parents=True, exist_ok=True)
     claim = claim_transactional_id(group_id, datadir)
+    store = None
+    retention = 86_400.0
+    if task.state is not None and processor.store == "sqlite://":
+        store = LocalStore(datadir / f"state-{claim.slot}.sqlite")
+        retention = delete_retention_s(settings, task.state.changelog)
+        log.info("local state in %s", store.path)
     health = Health.for_settings(settings)
     loop = TransactionalLoop(
         task,
@@ -91,8 +106,10 @@ def run(task: Task, settings: Settings, group_id: str) -> None:
             commit_interval_s=processor.commit_interval_s,
             transaction_timeout_s=processor.transaction_timeout_s,
             session_timeout_s=processor.session_timeout_s,
+            delete_retention_s=retention,
         ),
         health,
+        store,
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: loop.stop())
@@ -106,4 +123,6 @@ def run(task: Task, settings: Settings, group_id: str) -> None:
         try:
             loop.run()
         finally:
+            if store is not None:
+                store.close()
             claim.release()

@@ -14,7 +14,9 @@ from collections.abc import Mapping
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._metadata import TopicMetadata
+from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
 from core.errors import ConfigurationError
@@ -114,6 +116,22 @@ def partition_count(settings: Settings, logical_name: str) -> int:
 
 
 CHANGELOG_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+
+
+DEFAULT_DELETE_RETENTION_MS = 86_400_000  # Kafka's default delete.retention.ms
+
+
+def delete_retention_s(settings: Settings, topic: str) -> float:
+    """How long the compacted ``topic`` keeps tombstones (its ``delete.retention.ms``)."""
+    admin = AdminClient(settings.kafka.confluent_config())
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    try:
+        configs = admin.describe_configs([resource])[resource].result(timeout=30)
+    except KafkaException as error:
+        raise KafkaException(f"cannot read the configuration of {topic}: {error}") from error
+    entry = configs.get("delete.retention.ms")
+    value = entry.value if entry is not None and entry.value is not None else None
+    return int(value if value is not None else DEFAULT_DELETE_RETENTION_MS) / 1000
 
 
 def ensure_changelog(settings: Settings, name: str, source_logical_name: str) -> None:

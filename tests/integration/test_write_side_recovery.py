@@ -3,24 +3,30 @@
 A steady stream of commands goes to many aggregates while workers crash or
 join and leave; now and then a client retries an earlier command, often across
 a crash or a move of its partition (``command_stream`` says what is checked).
+Each runs with state in memory only and with state on local disk
+(``sqlite://``), which a restarted worker completes from the changelog's tail.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from core.settings import Settings
 from tests.integration.command_stream import CommandStream, check_exactly_once
 from tests.integration.pipeline import Pipeline
 
 
-@pytest.fixture
-def pipeline(local_stack: Settings, tmp_path: Path) -> Pipeline:
-    return Pipeline.create(local_stack, tmp_path, tmp_path / "state", partitions=4)
+@pytest.fixture(params=["memory://", "sqlite://"])
+def pipeline(local_stack: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Pipeline:
+    created = Pipeline.create(local_stack, tmp_path, tmp_path / "state", partitions=4)
+    created.env["CQRS_PROCESSOR__STORE"] = request.param
+    return created
 
 
 @pytest.fixture
@@ -74,3 +80,48 @@ def test_two_workers_sharing_partitions_keep_every_guarantee_across_rebalances(
     finally:
         first.stop()
         second.stop()
+
+
+def changelog_offsets(pipeline: Pipeline) -> int:
+    """Offsets in the command processor's changelog (records and markers), all partitions."""
+    admin = AdminClient(pipeline.settings.kafka.confluent_config())
+    topic = f"{pipeline.settings.processor.app_id}-aggregates-changelog"
+    metadata = admin.list_topics(topic, timeout=15).topics[topic]
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**pipeline.settings.kafka.confluent_config(), "group.id": "offsets"})
+    try:
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in metadata.partitions
+        )
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("pipeline", ["sqlite://"], indirect=True)
+def test_a_worker_killed_restarts_from_its_local_state_reading_only_the_tail(
+    pipeline: Pipeline, stream: CommandStream
+) -> None:
+    worker = pipeline.process("worker", name="worker")
+    worker.start()
+    stream.start()
+    time.sleep(6)
+    worker.kill()
+    restarted_at = worker.log.stat().st_size
+    total = changelog_offsets(pipeline)
+    worker.start()
+    time.sleep(3)
+    stream.stop()
+    try:
+        check_exactly_once(pipeline, stream)
+    finally:
+        worker.stop()
+    after = worker.output(restarted_at)
+    loaded = re.findall(r"loaded \S+\[(\d+)\] from local state: (\d+) keys", after)
+    assert sorted(int(partition) for partition, _ in loaded) == [0, 1, 2, 3], after[-3000:]
+    assert sum(int(keys) for _, keys in loaded) > 0
+    tail = sum(int(n) for n in re.findall(r"from the changelog \((\d+) offsets\)", after))
+    # At most the transactions committed after the store's last write (one commit
+    # interval) are read again, never the whole changelog.
+    assert total > 500 and tail < total * 0.1, (tail, total)
