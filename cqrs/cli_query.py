@@ -29,7 +29,7 @@ def serve(
     import uvicorn
 
     from cqrs.query.auth import check_binding
-    from cqrs.query.server import build_server_app
+    from cqrs.query.server import build_server_app, settle_garbage_collector
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.observability.log_format)
@@ -41,6 +41,7 @@ def serve(
         f"query service on http://{listen_host}:{listen_port} (API docs at /docs)",
         flush=True,
     )
+    settle_garbage_collector()
     uvicorn.run(
         app,
         host=listen_host,

@@ -95,6 +95,8 @@ class PostgresReads:
             },
         )
         self._tables: dict[str, tuple[float, ReadTable]] = {}
+        # The read by id, rendered once per table description: it is the hot path.
+        self._by_id: dict[str, tuple[ReadTable, bytes]] = {}
         self._waits: dict[str, _Waits] = {name: _Waits() for name in self._projections}
         self._listener: asyncio.Task[None] | None = None
         self._listening = False
@@ -136,7 +138,11 @@ class PostgresReads:
 
     async def get(self, name: str, aggregate_id: str) -> dict[str, Any] | None:
         table = await self.table(name)
-        rows = await self._fetch(by_id_statement(table), [aggregate_id], table=name)
+        rendered = self._by_id.get(name)
+        if rendered is None or rendered[0] is not table:
+            rendered = (table, by_id_statement(table).as_bytes(None))
+            self._by_id[name] = rendered
+        rows = await self._fetch(rendered[1], [aggregate_id], table=name)
         return rows[0] if rows else None
 
     async def page(self, name: str, query: ListQuery) -> tuple[list[Mapping[str, Any]], str | None]:
@@ -300,7 +306,7 @@ class PostgresReads:
 
     async def _fetch(
         self,
-        statement: sql.SQL | sql.Composed,
+        statement: sql.SQL | sql.Composed | bytes,
         params: Sequence[object],
         *,
         table: str = "",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -24,3 +26,18 @@ def build_server_app(settings: Settings) -> tuple[Starlette, Keys]:
     app = build_app(service, extra, on_close=console.close)
     app.state.console = console
     return app, service.keys
+
+
+def settle_garbage_collector() -> None:
+    """Keep the collector's full passes off the read path.
+
+    Measured on the reads by id at concurrency 16: with the interpreter's default
+    thresholds, the full collections that walk every object of the loaded domain,
+    schemas and routes put p99 at 40-55 ms for a p50 of 8 ms. Moving what exists
+    at start into the permanent generation and collecting the young generation
+    less often brings p99 to 11-13 ms; the garbage of a request is young and is
+    still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
