@@ -13,7 +13,9 @@ position, plus, at most, later committed writes whose position was not learnt
 (a commit that failed but happened, ``processors.commit_outcome``). Replaying
 the changelog from the stored position over it gives the partition's state
 exactly: every write after the position is replayed in order, and no write in
-the store is one the log does not hold.
+the store is one the log does not hold. The store is bound to one changelog
+topic by its Kafka topic id (``bind``): a changelog deleted and created again
+under the same name, whatever its offsets, empties the store.
 
 The one hazard is a tombstone compacted away: a compacted changelog drops a
 deleted key's tombstone after ``delete.retention.ms``. A store whose position
@@ -44,6 +46,7 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS positions ("
     " partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL,"
     " written_at REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS changelog (topic_id TEXT NOT NULL)",
 )
 Writes = Mapping[bytes, bytes | None]  # None deletes the key
 
@@ -110,6 +113,28 @@ class LocalStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def bind(self, topic_id: str) -> None:
+        """Tie the store to the changelog topic with this id; a store written from another
+        topic of the same name (deleted and created again) is emptied first."""
+        db = self._db
+        row = db.execute("SELECT topic_id FROM changelog").fetchone()
+        if row is not None and row[0] == topic_id:
+            return
+        db.execute("BEGIN")
+        if row is not None:
+            log.warning(
+                "local state %s was written from another changelog topic (id %s, now %s); "
+                "restoring every partition from the changelog",
+                self.path,
+                row[0],
+                topic_id,
+            )
+            db.execute("DELETE FROM entries")
+            db.execute("DELETE FROM positions")
+            db.execute("DELETE FROM changelog")
+        db.execute("INSERT INTO changelog (topic_id) VALUES (?)", (topic_id,))
+        db.execute("COMMIT")
 
     def position(self, partition: int) -> Position | None:
         row = self._db.execute(

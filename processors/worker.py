@@ -28,6 +28,7 @@ from schemas.topic_admin import (
     ensure_changelog,
     ensure_topics,
     partition_count,
+    topic_id,
     topic_names,
 )
 
@@ -93,6 +94,7 @@ def run(task: Task, settings: Settings, group_id: str) -> None:
     retention = 86_400.0
     if task.state is not None and processor.store == "sqlite://":
         store = LocalStore(datadir / f"state-{claim.slot}.sqlite")
+        store.bind(topic_id(settings, task.state.changelog))
         retention = delete_retention_s(settings, task.state.changelog)
         log.info("local state in %s", store.path)
     health = Health.for_settings(settings)

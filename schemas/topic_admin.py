@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._metadata import TopicMetadata
@@ -132,6 +132,16 @@ def delete_retention_s(settings: Settings, topic: str) -> float:
     entry = configs.get("delete.retention.ms")
     value = entry.value if entry is not None and entry.value is not None else None
     return int(value if value is not None else DEFAULT_DELETE_RETENTION_MS) / 1000
+
+
+def topic_id(settings: Settings, topic: str) -> str:
+    """The Kafka topic id of ``topic``: it changes when a topic is deleted and created again."""
+    admin = AdminClient(settings.kafka.confluent_config())
+    try:
+        described = admin.describe_topics(TopicCollection([topic]))[topic].result(timeout=30)
+    except KafkaException as error:
+        raise KafkaException(f"cannot describe {topic}: {error}") from error
+    return str(described.topic_id)
 
 
 def ensure_changelog(settings: Settings, name: str, source_logical_name: str) -> None:

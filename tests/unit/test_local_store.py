@@ -65,3 +65,14 @@ def test_a_store_is_used_only_when_the_log_can_complete_it(
     position: Position | None, first: int, end: int, now: float, expected: bool
 ) -> None:
     assert usable(position, first, end, 86_400.0, now=now) is expected
+
+
+def test_a_store_from_a_changelog_created_again_is_emptied(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "state.sqlite")
+    store.bind("topic-a")
+    store.apply({0: {b"k": b"v"}}, {0: 5})
+    store.bind("topic-a")  # the same topic: kept
+    assert store.position(0) is not None
+    store.bind("topic-b")  # deleted and created again under the same name
+    assert store.position(0) is None
+    assert list(store.entries(0)) == []
