@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 
 import typer
@@ -37,16 +38,31 @@ def serve(
     listen_port = settings.query.port if port is None else port
     app, keys = build_server_app(settings)
     check_binding(listen_host, keys)
+    # Bound before the announcement, so whoever waits for it can connect at once.
+    listener = _listen(listen_host, listen_port)
     print(
-        f"query service on http://{listen_host}:{listen_port} (API docs at /docs)",
+        f"query service on http://{listen_host}:{listener.getsockname()[1]} (API docs at /docs)",
         flush=True,
     )
     settle_garbage_collector()
-    uvicorn.run(
-        app,
-        host=listen_host,
-        port=listen_port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", loop="auto", http="auto"
     )
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; a port in use is one line, not a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise typer.BadParameter(
+            f"cannot listen on {host}:{port}: {error.strerror}", param_hint="--host/--port"
+        ) from None
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    return listener

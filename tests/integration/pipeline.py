@@ -209,6 +209,16 @@ def read_topic(settings: Settings, topic: str, idle_s: float = 2.0) -> list[Reco
     return records
 
 
+def answers_ok(url: str) -> bool:
+    """Whether ``url`` answers 200 now; a server not listening yet is a no, not an error."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def wait_until(condition: Callable[[], T], timeout_s: float = 60, what: str = "condition") -> T:
     """Poll ``condition()`` until it returns something truthy; that value is returned."""
     deadline = time.monotonic() + timeout_s

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from core.settings import Settings
-from tests.integration.pipeline import Pipeline, WorkerProcess, wait_until
+from tests.integration.pipeline import Pipeline, WorkerProcess, answers_ok, wait_until
 from tests.integration.sink_support import drop_read_models
 
 READ_KEY = "read-key-0123456789abcdef"
@@ -102,7 +102,7 @@ def api(pipeline: Pipeline, sinks: WorkerProcess) -> Iterator[httpx.Client]:
     )
     server.start()
     base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 60, "query service ready")
+    wait_until(lambda: answers_ok(f"{base}/readyz"), 60, "query service ready")
     with httpx.Client(base_url=base, timeout=60) as client:
         yield client
     server.stop()

@@ -18,7 +18,7 @@ from core.settings import Settings
 from cqrs.cli import EXIT_REJECTED
 from cqrs.client import CommandClient
 from sinks.read_your_writes import ProjectionTimeoutError
-from tests.integration.pipeline import Pipeline, WorkerProcess, wait_until
+from tests.integration.pipeline import Pipeline, WorkerProcess, answers_ok, wait_until
 from tests.integration.sink_support import drop_read_models, query
 
 WAIT = ("--wait-projection", "order-summary")
@@ -119,7 +119,7 @@ def test_the_sink_process_serves_metrics_and_health_and_stops_gracefully(
     result = client.send_and_wait("RegisterItem", sku, {"name": "Cup"})
     client.wait_for_projection("inventory-levels", sku, result.version or 1, timeout_s=60)
     base = endpoint(sinks)
-    wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 60, "/readyz ok")
+    wait_until(lambda: answers_ok(f"{base}/readyz"), 60, "/readyz ok")
     assert httpx.get(f"{base}/livez").status_code == 200
     metrics = httpx.get(f"{base}/metrics").text
     applied = re.search(
