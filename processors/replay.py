@@ -109,9 +109,10 @@ def rebuild(
         # The window is laid out by the processor's own writes, replayed in decision order.
         aggregate_key = key.encode()
         entries = {aggregate_key: record.to_bytes()}
+        newest: tuple[str, bytes] | None = None
         for number, (command_id, raw) in enumerate(decided.get(key, [])):
-            numbered = record._replace(decided=number)
-            writes = window_writes(
+            numbered = record._replace(decided=number, last=newest)
+            _, writes = window_writes(
                 aggregate_key,
                 numbered,
                 command_id=command_id,
@@ -120,6 +121,7 @@ def rebuild(
                 window=dedup_window,
             )
             apply_writes(entries, writes)
+            newest = (command_id, raw)
         owner = aggregate_ids[key]
         table.update({k.decode(): TableEntry(owner, value) for k, value in entries.items()})
     return table

@@ -4,9 +4,10 @@ One aggregate owns three kinds of entries, all written to the changelog
 partition of the aggregate's command partition, so they move, restore and
 commit together:
 
-- ``Order:o-1``: the aggregate record (state, version, commands decided);
-- ``~result:<n>:Order:o-1:<command id>``: the encoded result a command got,
-  sent again unchanged when the command is repeated;
+- ``Order:o-1``: the aggregate record (state, version, commands decided, and
+  the newest command's result);
+- ``~result:<n>:Order:o-1:<command id>``: the encoded result an older command
+  of the window got, sent again unchanged when the command is repeated;
 - ``~slot:<n>:Order:o-1:<i>``: which command's result occupies slot ``i`` of
   the aggregate's window, so the oldest can be deleted when a new one arrives.
 
