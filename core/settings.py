@@ -253,6 +253,14 @@ class ProcessorSettings(_Section):
         description="How long the group waits for a silent (crashed) worker before its "
         "partitions move: the failover time after a kill.",
     )
+    static_membership: bool = Field(
+        default=True,
+        description="Join the group as a static member named by the worker's instance "
+        "slot (group.instance.id = its transactional id): a worker restarted after a "
+        "crash takes its partitions back at once instead of after session_timeout_s, "
+        "and a rolling restart moves nothing. A worker that stops for good keeps its "
+        "partitions until session_timeout_s; false hands them over at a clean stop.",
+    )
     standby_replicas: int = Field(
         default=0,
         ge=0,

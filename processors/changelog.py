@@ -285,6 +285,9 @@ class ChangelogRestore:
                     "enable.auto.commit": False,
                     "enable.partition.eof": True,
                     "isolation.level": "read_committed",
+                    # At the end there is nothing to wait for: a fetch that finds only a
+                    # commit marker must return at once, not after the default 500 ms.
+                    "fetch.wait.max.ms": 10,
                     "fetch.max.bytes": 64 * 1024 * 1024,
                     "max.partition.fetch.bytes": 16 * 1024 * 1024,
                 }

@@ -84,6 +84,7 @@ class LoopSettings:
     commit_interval_s: float = 0.05
     transaction_timeout_s: float = 10.0
     session_timeout_s: float = 10.0
+    group_instance_id: str | None = None  # a static member's stable name (KIP-345)
     delete_retention_s: float = 86_400.0  # the changelog's tombstone retention
 
 
@@ -129,8 +130,10 @@ class TransactionalLoop:
 
     def _consumer_config(self) -> KafkaConfig:
         s = self._settings
+        static = {} if s.group_instance_id is None else {"group.instance.id": s.group_instance_id}
         return {
             **s.kafka,
+            **static,
             "group.id": s.group_id,
             "partition.assignment.strategy": "cooperative-sticky",
             "isolation.level": "read_committed" if s.exactly_once else "read_uncommitted",

@@ -108,6 +108,7 @@ def run(task: Task, settings: Settings, group_id: str) -> None:
             commit_interval_s=processor.commit_interval_s,
             transaction_timeout_s=processor.transaction_timeout_s,
             session_timeout_s=processor.session_timeout_s,
+            group_instance_id=claim.transactional_id if processor.static_membership else None,
             delete_retention_s=retention,
         ),
         health,
