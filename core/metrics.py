@@ -89,6 +89,17 @@ TRANSACTION_COMMIT_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 
+STANDBY_LAG_RECORDS = Gauge(
+    "cqrs_standby_lag_records",
+    "Records between a warm standby's position and the end of its changelog partition.",
+    ["topic", "partition"],
+)
+STANDBY_READY = Gauge(
+    "cqrs_standby_ready",
+    "1 when a warm standby is within 1,000 records of its changelog partition's end.",
+    ["topic", "partition"],
+)
+
 CommandOutcome = Literal["accepted", "rejected", "repeated", "dead_lettered"]
 SinkErrorKind = Literal["retryable", "fatal"]
 

@@ -264,9 +264,10 @@ class ProcessorSettings(_Section):
     standby_replicas: int = Field(
         default=0,
         ge=0,
-        description="Must be 0: warm standby copies of state on other workers are not "
-        "offered (a moved partition is restored from its changelog). Above 0 is refused "
-        "at start.",
+        description="Warm standby copies of each state partition on other workers "
+        "(processors.standby): a worker follows the changelog of partitions others own "
+        "into its local store, so a failover that lands on it reads only the records "
+        "it is behind. Needs store sqlite:// and static_membership.",
     )
     web_port: int = Field(
         default=6066,

@@ -241,24 +241,22 @@ class ChangelogRestore:
             consumer.incremental_unassign([TopicPartition(self.topic, p) for p in done])
         return done
 
+    def progress(self) -> str:
+        """Records read and left, the rate and the ETA of the restores in progress."""
+        now = time.monotonic()
+        read = sum(p.records for p in self._pending.values())
+        started = min((p.started for p in self._pending.values()), default=now)
+        rate = read / max(1e-3, now - started)
+        left = self.remaining()
+        eta = f"ETA {left / rate:.0f}s" if rate > 0 else "ETA unknown"
+        return f"{read} records read, about {left} left ({rate:.0f} records/s, {eta})"
+
     def _notice(self) -> None:
         now = time.monotonic()
         if not self._pending or now - self._last_notice < PROGRESS_EVERY_S:
             return
         self._last_notice = now
-        read = sum(p.records for p in self._pending.values())
-        elapsed = max(1e-3, now - min(p.started for p in self._pending.values()))
-        rate = read / elapsed
-        left = self.remaining()
-        eta = f"{left / rate:.0f}s" if rate > 0 else "unknown"
-        log.info(
-            "restoring %s: %d records read, about %d left (%.0f records/s, ETA %s)",
-            self.topic,
-            read,
-            left,
-            rate,
-            eta,
-        )
+        log.info("restoring %s: %s", self.topic, self.progress())
 
     def _watermarks(self, partitions: list[int], spec: OffsetSpec) -> dict[int, int]:
         """Uncommitted offsets (earliest or latest) of changelog partitions."""

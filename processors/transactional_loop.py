@@ -30,7 +30,9 @@ and fences anything the old one left open (and whose first transaction closes
 what a restarted broker failed to, ``processors.strays``). A commit that
 failed so may still have happened: the group's committed offsets tell which
 (``processors.commit_outcome``), and the loop goes on from there; a retriable
-error (a coordinator moving, a broker briefly away) retries the same call.
+error (a coordinator moving, a broker briefly away) retries the same call. A
+consumer that fails for good (a static member fenced by its own name) gives
+up its partitions and is replaced by a new one under the same name.
 Local state never holds a write of a transaction that did not commit
 (``processors.state``), so nothing needs to be undone there.
 
@@ -61,6 +63,7 @@ from processors.bounded_call import CallOverranError, call_within
 from processors.changelog import ChangelogRestore
 from processors.commit_outcome import Outcome, committed_offsets, judge
 from processors.local_store import LocalStore
+from processors.standby import StandbyFollower
 from processors.state import PartitionedState
 from processors.strays import Strays, close_strays
 from processors.task import Headers, Step, Task
@@ -95,8 +98,10 @@ class TransactionalLoop:
         settings: LoopSettings,
         health: Health | None = None,
         store: LocalStore | None = None,
+        standby: StandbyFollower | None = None,
     ) -> None:
         self._task, self._settings, self._health = task, settings, health or Health()
+        self._standby = standby if task.state else None
         self._state = PartitionedState()
         self._store = store if task.state else None
         # The input topic whose partitions own the state (None: a stateless task).
@@ -198,17 +203,22 @@ class TransactionalLoop:
         """Ask the loop to finish its transaction and leave the group (signal-safe)."""
         self._stopping = True
 
-    def run(self) -> None:
+    def _subscribe(self) -> None:
         self._consumer.subscribe(
             self._task.topics,
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+
+    def run(self) -> None:
+        self._subscribe()
         try:
             while not self._stopping:
                 self._health.beat()
                 self._advance_restores()
+                if self._standby is not None:
+                    self._standby.step()
                 self._process(self._fetch())
                 if self._due():
                     self._checkpoint()
@@ -218,6 +228,8 @@ class TransactionalLoop:
             self._consumer.close()  # leaves the group: revokes (nothing left to commit)
             if self._restore is not None:
                 self._restore.close()
+            if self._standby is not None:
+                self._standby.close()
             self._producer.flush(10)
         log.info("%s stopped cleanly", self._task.name)
 
@@ -524,9 +536,35 @@ class TransactionalLoop:
                 raise
 
     def _consumer_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            raise KafkaException(error)
+        if error.fatal() or error.code() == KafkaError._FATAL:
+            self._replace_consumer(error)
+            return
         log.warning("consumer: %s", error)
+
+    def _replace_consumer(self, error: KafkaError) -> None:
+        """A consumer failed for good (librdkafka can fence a static member by its own
+        instance id when its session expires while the group coordinator moves): its
+        partitions are given up, the open transaction aborted, and a new consumer joins
+        under the same name, taking the registration over."""
+        log.warning("consumer failed (%s); joining the group again with a new consumer", error)
+        try:
+            lost = self._consumer.assignment()
+        except KafkaException:
+            lost = [TopicPartition(t, p) for t, p in self._owned]
+        if self._in_transaction and self._settings.exactly_once:
+            self._aborted()
+        self._in_transaction = False
+        self._state.abort()
+        self._pending.clear()
+        if lost:
+            self._give_up(lost)
+        try:
+            self._consumer.close()
+        except (KafkaException, RuntimeError) as closing:
+            log.warning("closing the failed consumer: %s", closing)
+        time.sleep(RETRY_PAUSE_S * 5)  # a fencing repeated at once would spin
+        self._consumer = Consumer(self._consumer_config())
+        self._subscribe()
 
     # -- rebalances -----------------------------------------------------------------
 
@@ -536,6 +574,8 @@ class TransactionalLoop:
         stateful = [tp for tp in partitions if tp.topic == source]
         if stateful and self._restore is not None:
             consumer.pause(stateful)
+            if self._standby is not None:  # first: its copy is then what the restore finds
+                self._standby.owned([tp.partition for tp in stateful])
             self._restore.start([tp.partition for tp in stateful])
         self._owned.update((tp.topic, tp.partition) for tp in partitions if tp.topic != source)
         self._assigned_once = True
@@ -566,6 +606,8 @@ class TransactionalLoop:
                 self._state.drop(tp.partition)
         if self._restore is not None:
             self._restore.cancel([tp.partition for tp in partitions if tp.topic == source])
+        if self._standby is not None:
+            self._standby.released([tp.partition for tp in partitions if tp.topic == source])
         log.info("revoked %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions))
         self._announce_if_ready()
 
@@ -585,9 +627,9 @@ class TransactionalLoop:
     def _announce_if_ready(self) -> None:
         restoring = self._restore.restoring if self._restore is not None else set()
         if restoring and self._restore is not None:
-            left = self._restore.remaining()
             self._health.set_ready(
-                False, f"restoring {len(restoring)} state partitions: about {left} records left"
+                False,
+                f"restoring {len(restoring)} state partitions: {self._restore.progress()}",
             )
             return
         if not self._assigned_once:

@@ -17,6 +17,7 @@ from processors.local_store import LocalStore
 from processors.messages import MessageTypes
 from processors.process_manager import ProcessManagerProcessor
 from processors.process_manager_task import ProcessManagerTask
+from processors.standby import StandbyFollower
 from processors.task import Task
 from processors.transactional_loop import LoopSettings, TransactionalLoop
 from schemas.catalog import SchemaCatalog
@@ -80,10 +81,15 @@ def run(task: Task, settings: Settings, group_id: str) -> None:
             "sqlite:// (state on local disk, the changelog's tail read after a restart) or "
             "memory:// (state restored from the whole changelog when partitions are assigned)"
         )
-    if processor.standby_replicas:
+    if processor.standby_replicas and processor.store != "sqlite://":
         raise ConfigurationError(
             f"CQRS_PROCESSOR__STANDBY_REPLICAS={processor.standby_replicas}: standby copies of "
-            "state are not offered by this worker; set 0"
+            "state are kept in the local store; set CQRS_PROCESSOR__STORE=sqlite:// (or 0)"
+        )
+    if processor.standby_replicas and not processor.static_membership:
+        raise ConfigurationError(
+            f"CQRS_PROCESSOR__STANDBY_REPLICAS={processor.standby_replicas}: standbys are "
+            "placed by the workers' static names; set CQRS_PROCESSOR__STATIC_MEMBERSHIP=true"
         )
     if task.state is not None:
         ensure_changelog(settings, task.state.changelog, task.state.source_topic)
@@ -97,6 +103,18 @@ def run(task: Task, settings: Settings, group_id: str) -> None:
         store.bind(topic_id(settings, task.state.changelog))
         retention = delete_retention_s(settings, task.state.changelog)
         log.info("local state in %s", store.path)
+    standby = None
+    if store is not None and task.state is not None and processor.standby_replicas:
+        standby = StandbyFollower(
+            task.state.changelog,
+            task.state.source_topic,
+            group_id,
+            claim.transactional_id,
+            processor.standby_replicas,
+            settings.kafka.confluent_config(),
+            store,
+            retention,
+        )
     health = Health.for_settings(settings)
     loop = TransactionalLoop(
         task,
@@ -113,6 +131,7 @@ def run(task: Task, settings: Settings, group_id: str) -> None:
         ),
         health,
         store,
+        standby,
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: loop.stop())

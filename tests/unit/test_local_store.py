@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from processors.local_store import LocalStore, Position, usable
+from processors.local_store import LocalStore, LocalStoreError, Position, usable
 
 
 def test_writes_and_positions_land_together(tmp_path: Path) -> None:
@@ -27,10 +27,29 @@ def test_writes_and_positions_land_together(tmp_path: Path) -> None:
 def test_a_failed_apply_leaves_nothing(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "state.sqlite")
     store.apply({0: {b"a": b"1"}}, {0: 1})
-    with pytest.raises(sqlite3.Error):
-        store.apply({0: {b"b": b"2"}, 1: {b"c": object()}}, {0: 5})  # type: ignore[dict-item]
-    assert sorted(store.entries(0)) == [(b"a", b"1")]
-    assert store.position(0) is not None and store.position(0).next_offset == 1  # type: ignore[union-attr]
+    store.apply({0: {b"b": b"2"}, 1: {b"c": object()}}, {0: 5})  # type: ignore[dict-item]
+    with pytest.raises(LocalStoreError, match="writing local state") as failure:
+        store.flush()
+    assert isinstance(failure.value.__cause__, sqlite3.Error)
+    with pytest.raises(LocalStoreError):  # every later call: the worker must stop
+        store.apply({0: {b"d": b"4"}}, {0: 6})
+
+    reopened = LocalStore(tmp_path / "state.sqlite")
+    assert sorted(reopened.entries(0)) == [(b"a", b"1")]
+    assert reopened.position(0) == Position(1, reopened.position(0).written_at)  # type: ignore[union-attr]
+
+
+def test_writes_land_in_the_order_asked_and_close_writes_what_is_queued(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "state.sqlite")
+    for number in range(200):
+        store.apply({0: {b"k": str(number).encode(), b"gone": None}}, {0: number})
+        store.apply({0: {b"gone": b"x"}}, {})
+    store.forget(1)
+    store.close()
+
+    reopened = LocalStore(tmp_path / "state.sqlite")
+    assert sorted(reopened.entries(0)) == [(b"gone", b"x"), (b"k", b"199")]
+    assert reopened.position(0) is not None and reopened.position(0).next_offset == 199  # type: ignore[union-attr]
 
 
 def test_restored_records_keep_the_last_write_of_each_key(tmp_path: Path) -> None:
