@@ -33,13 +33,14 @@ QUIX_REQUIREMENTS = Path(__file__).parent / "peers" / "quix-requirements.txt"
 
 
 @contextmanager
-def worker(space: Round, guarantee: str) -> Iterator[Child]:
+def worker(space: Round, guarantee: str, store: str | None = None) -> Iterator[Child]:
     env = {
         "CQRS_KAFKA__TOPIC_PREFIX": space.prefix,
         "CQRS_PROCESSOR__APP_ID": space.run,
         "CQRS_PROCESSOR__DATADIR": str(space.state),
         "CQRS_PROCESSOR__PROCESSING_GUARANTEE": guarantee,
         "CQRS_OBSERVABILITY__PORT": "0",
+        **({"CQRS_PROCESSOR__STORE": store} if store else {}),
     }
     log = space.state / "worker.log"
     with cqrs_process(["worker"], log, [WORKER_READY], env) as process:
@@ -145,15 +146,19 @@ def kafka_streams(space: Round) -> Iterator[Child]:
 
 WORKER_EXACTLY_ONCE = "worker exactly-once"
 WORKER_AT_LEAST_ONCE = "worker at-least-once"
+WORKER_ON_DISK = "worker exactly-once sqlite"
 PEERS = {"quix-streams": "quix", "plain loop": "plain", "kafka streams": "kstreams"}
 
 
-def processors(peers: Sequence[str]) -> dict[str, Processor]:
-    """The round's processors in the order they run: worker exactly-once, the peers chosen
-    (quix, plain, kstreams), worker at-least-once."""
+def processors(peers: Sequence[str], on_disk: bool = False) -> dict[str, Processor]:
+    """The round's processors in the order they run: worker exactly-once, with state on
+    disk when asked (``sqlite://``), the peers chosen (quix, plain, kstreams), worker
+    at-least-once."""
     chosen: dict[str, Processor] = {
-        WORKER_EXACTLY_ONCE: partial(worker, guarantee="exactly_once"),
+        WORKER_EXACTLY_ONCE: partial(worker, guarantee="exactly_once", store="memory://"),
     }
+    if on_disk:
+        chosen[WORKER_ON_DISK] = partial(worker, guarantee="exactly_once", store="sqlite://")
     runners = {"quix": quix, "plain": plain_loop, "kstreams": kafka_streams}
     for name, short in PEERS.items():
         if short in peers:

@@ -8,14 +8,16 @@
     fresh topics of the product's partition count and on the same broker: the worker
     exactly-once, quix-streams (exactly-once, RocksDB), a plain confluent-kafka
     transactional loop (the practical limit in Python), Kafka Streams
-    (exactly_once_v2, RocksDB) and the worker at-least-once. A rate is commands/s
+    (exactly_once_v2, RocksDB) and the worker at-least-once; with ``--sqlite`` also
+    the worker exactly-once with its state on disk. A rate is commands/s
     from the first output to the last, and counts only once the outputs are verified
     (``benchmarks.write_workload``). Figures are ratios to the worker exactly-once.
 (b) Latency: the worker's command→result p50/p99/max at fixed offered rates (default
     500/s and 1,000/s), exactly-once and at-least-once, over several runs.
 
     python -m benchmarks.write_side [--commands 20000] [--rounds 3]
-        [--peers quix plain kstreams] [--rate 500 1000] [--latency-runs 10] [--seconds 15]
+        [--peers quix plain kstreams] [--sqlite] [--rate 500 1000] [--latency-runs 10]
+        [--seconds 15]
 
 Needs the local stack (``cqrs stack up``), a JDK 17+ and Maven (Kafka Streams), and
 PyPI for the quix virtualenv made on first use. Results: benchmarks/results/write_side.json.
@@ -37,6 +39,7 @@ from benchmarks.write_peers import (
     PEERS,
     WORKER_AT_LEAST_ONCE,
     WORKER_EXACTLY_ONCE,
+    WORKER_ON_DISK,
     processors,
     quix_version,
 )
@@ -83,6 +86,10 @@ def ratio_labels(cases: list[str]) -> dict[str, tuple[str, str]]:
     for peer in (case for case in cases if case in PEERS):
         labels[f"{peer} / worker"] = (peer, WORKER_EXACTLY_ONCE)
         labels[f"worker / {peer}"] = (WORKER_EXACTLY_ONCE, peer)
+    if WORKER_ON_DISK in cases:
+        labels["worker sqlite / worker memory"] = (WORKER_ON_DISK, WORKER_EXACTLY_ONCE)
+        for peer in (case for case in cases if case in PEERS):
+            labels[f"worker sqlite / {peer}"] = (WORKER_ON_DISK, peer)
     if WORKER_AT_LEAST_ONCE in cases:
         labels["worker exactly-once / at-least-once"] = (WORKER_EXACTLY_ONCE, WORKER_AT_LEAST_ONCE)
     return labels
@@ -141,6 +148,9 @@ def options() -> argparse.Namespace:
     parser.add_argument(
         "--peers", nargs="*", choices=sorted(PEERS.values()), default=list(PEERS.values())
     )
+    parser.add_argument(
+        "--sqlite", action="store_true", help="also the worker with state on disk (sqlite://)"
+    )
     parser.add_argument("--rate", type=float, nargs="*", default=[500.0, 1000.0])
     parser.add_argument("--latency-runs", type=int, default=10, help="0 skips the latency part")
     parser.add_argument("--seconds", type=float, default=15, help="length of a latency run")
@@ -153,7 +163,7 @@ def options() -> argparse.Namespace:
 def main() -> None:
     chosen = options()
     base = load_settings()
-    cases = processors(chosen.peers)
+    cases = processors(chosen.peers, chosen.sqlite)
     if "kstreams" in chosen.peers:
         kstreams.build(base)  # before the rounds: a first build must not be timed as a round
     versions = {
@@ -180,7 +190,7 @@ def main() -> None:
             "aggregates": SKUS,
             "partitions": base.processor.partitions,
             "commit_interval_s": base.processor.commit_interval_s,
-            "worker_store": base.processor.store,
+            "worker_store": "memory:// (and sqlite:// where named)",
             "versions": versions,
             "ratios_per_round": per_round(measured, labels, bool(failures)),
             "failures": failures,
