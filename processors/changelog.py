@@ -258,6 +258,18 @@ class ChangelogRestore:
         self._last_notice = now
         log.info("restoring %s: %s", self.topic, self.progress())
 
+    def prepare(self) -> None:
+        """Connect the restore's clients while the group join is under way, so the first
+        restore does not begin with a bootstrap, a metadata request and broker connections
+        (about half a second on an idle machine)."""
+        try:
+            self._restore_consumer().list_topics(self.topic, timeout=5)
+            if self._admin is None:
+                self._admin = AdminClient(self.kafka)
+            self._admin.list_topics(self.topic, timeout=5)
+        except KafkaException as error:  # only a head start: the restore retries on its own
+            log.debug("could not prepare the restore of %s: %s", self.topic, error)
+
     def _watermarks(self, partitions: list[int], spec: OffsetSpec) -> dict[int, int]:
         """Uncommitted offsets (earliest or latest) of changelog partitions."""
         if self._admin is None:

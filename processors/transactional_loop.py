@@ -213,6 +213,8 @@ class TransactionalLoop:
 
     def run(self) -> None:
         self._subscribe()
+        if self._restore is not None:
+            self._restore.prepare()  # while the group join goes on in librdkafka's threads
         try:
             while not self._stopping:
                 self._health.beat()

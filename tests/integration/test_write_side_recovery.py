@@ -125,3 +125,42 @@ def test_a_worker_killed_restarts_from_its_local_state_reading_only_the_tail(
     # At most the transactions committed after the store's last write (one commit
     # interval) are read again, never the whole changelog.
     assert total > 500 and tail < total * 0.1, (tail, total)
+
+
+@pytest.mark.parametrize("pipeline", ["sqlite://"], indirect=True)
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_a_lost_or_damaged_store_falls_back_to_a_full_restore(
+    pipeline: Pipeline, stream: CommandStream, damage: str
+) -> None:
+    worker = pipeline.process("worker", name="worker")
+    worker.start()
+    stream.start()
+    time.sleep(5)
+    worker.kill()
+    (store,) = (pipeline.settings.processor.datadir / pipeline.settings.processor.app_id).glob(
+        "state-*.sqlite"
+    )
+    if damage == "deleted":
+        for path in store.parent.glob(f"{store.name}*"):  # the database, its WAL and index
+            path.unlink()
+    else:
+        store.with_name(f"{store.name}-wal").unlink(missing_ok=True)
+        with store.open("r+b") as file:
+            file.truncate(4096)  # the header page only: every table's pages are gone
+    restarted_at = worker.log.stat().st_size
+    total = changelog_offsets(pipeline)
+    worker.start()
+    time.sleep(3)
+    stream.stop()
+    try:
+        check_exactly_once(pipeline, stream)
+    finally:
+        worker.stop()
+    after = worker.output(restarted_at)
+    assert "from local state" not in after, after[-3000:]
+    if damage == "truncated":
+        assert "is damaged" in after and list(store.parent.glob("*.damaged-*")), after[-3000:]
+    read = sum(int(n) for n in re.findall(r"from the changelog \((\d+) offsets\)", after))
+    assert read >= total * 0.9, (read, total)  # the whole changelog, from its start
+    replay = pipeline.cli("replay", "state")
+    assert replay.returncode == 0, replay.stdout + replay.stderr
