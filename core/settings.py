@@ -207,11 +207,12 @@ class ProcessorSettings(_Section):
         return self.process_manager_app_id.replace("{name}", name)
 
     store: str = Field(
-        default="memory://",
-        description="State store: memory:// (in-memory tables, restored from the whole "
-        "changelog whenever partitions are assigned) or sqlite:// (also kept on local disk "
-        "in the data directory, consistent with a committed changelog position, so a "
-        "restart reads only the changelog's tail). Any other value is refused at start.",
+        default="sqlite://",
+        description="State store: sqlite:// (tables also kept on local disk in the data "
+        "directory, consistent with a committed changelog position, so a restart, clean "
+        "or not, reads only the changelog's tail) or memory:// (in-memory tables only, "
+        "restored from the whole changelog whenever partitions are assigned). Any other "
+        "value is refused at start.",
     )
     datadir: Path = Field(
         default=Path(".cqrs-data"),
