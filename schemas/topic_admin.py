@@ -134,14 +134,29 @@ def delete_retention_s(settings: Settings, topic: str) -> float:
     return int(value if value is not None else DEFAULT_DELETE_RETENTION_MS) / 1000
 
 
-def topic_id(settings: Settings, topic: str) -> str:
+# Answers a broker gives while a topic just created (or a restarted broker) has not reached
+# its metadata cache yet: asked again, another moment or another broker knows the topic.
+_NOT_YET_KNOWN = {
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+}
+
+
+def topic_id(settings: Settings, topic: str, timeout_s: float = 60) -> str:
     """The Kafka topic id of ``topic``: it changes when a topic is deleted and created again."""
     admin = AdminClient(settings.kafka.confluent_config())
-    try:
-        described = admin.describe_topics(TopicCollection([topic]))[topic].result(timeout=30)
-    except KafkaException as error:
-        raise KafkaException(f"cannot describe {topic}: {error}") from error
-    return str(described.topic_id)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            described = admin.describe_topics(TopicCollection([topic]))[topic].result(timeout=30)
+            return str(described.topic_id)
+        except KafkaException as error:
+            code = error.args[0].code() if error.args else None
+            if code not in _NOT_YET_KNOWN or time.monotonic() > deadline:
+                raise KafkaException(f"cannot describe {topic}: {error}") from error
+        time.sleep(0.5)
 
 
 def ensure_changelog(settings: Settings, name: str, source_logical_name: str) -> None:

@@ -9,7 +9,9 @@ Each runs with state in memory only and with state on local disk
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 
 from core.settings import Settings
 from tests.integration.command_stream import CommandStream, check_exactly_once
-from tests.integration.pipeline import Pipeline
+from tests.integration.pipeline import Pipeline, read_topic
 
 
 @pytest.fixture(params=["memory://", "sqlite://"])
@@ -125,6 +127,30 @@ def test_a_worker_killed_restarts_from_its_local_state_reading_only_the_tail(
     # At most the transactions committed after the store's last write (one commit
     # interval) are read again, never the whole changelog.
     assert total > 500 and tail < total * 0.1, (tail, total)
+    # Nothing of the transactions the kill aborted reached the store: after the clean
+    # stop it holds exactly the fold of the committed changelog, which is the table
+    # the event log and the results explain.
+    assert stored_entries(pipeline) == changelog_fold(pipeline)
+    replay = pipeline.cli("replay", "state")
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+
+
+def stored_entries(pipeline: Pipeline) -> dict[bytes, bytes]:
+    processor = pipeline.settings.processor
+    (path,) = (processor.datadir / processor.app_id).glob("state-*.sqlite")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {bytes(k): bytes(v) for k, v in db.execute("SELECT key, value FROM entries")}
+
+
+def changelog_fold(pipeline: Pipeline) -> dict[bytes, bytes]:
+    fold: dict[bytes, bytes] = {}
+    changelog = f"{pipeline.settings.processor.app_id}-aggregates-changelog"
+    for key, value, _ in read_topic(pipeline.settings, changelog):
+        if value:
+            fold[key] = value
+        else:  # a tombstone (no record of the processor's is empty)
+            fold.pop(key, None)
+    return fold
 
 
 @pytest.mark.parametrize("pipeline", ["sqlite://"], indirect=True)
