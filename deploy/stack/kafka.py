@@ -146,8 +146,28 @@ def cluster_id(stack_home: Path) -> str:
     The nodes are formatted independently (in parallel); deriving the id from
     the stack home makes them agree without a file they would race to write.
     """
-    digest = uuid.uuid5(uuid.NAMESPACE_URL, f"cqrs-stack:{stack_home.resolve()}")
-    return base64.urlsafe_b64encode(digest.bytes).decode().rstrip("=")
+    name = f"cqrs-stack:{stack_home.resolve()}"
+    attempt = 0
+    while True:
+        identifier = _encoded(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"{name}:{attempt}" if attempt else name)
+        )
+        if not identifier.startswith("-"):
+            return identifier
+        attempt += 1
+
+
+def random_cluster_id() -> str:
+    """A fresh id for a single node, never starting with '-' (the storage tool would read
+    it as an option, as Kafka's own generator knows)."""
+    while True:
+        identifier = _encoded(uuid.uuid4())
+        if not identifier.startswith("-"):
+            return identifier
+
+
+def _encoded(value: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
 
 
 _LOG4J2 = """\
@@ -263,10 +283,7 @@ class KafkaService(Service):
         ]
 
     def _format_storage(self) -> None:
-        if self.clustered:
-            identifier = cluster_id(self.settings.stack.home)
-        else:
-            identifier = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        identifier = cluster_id(self.settings.stack.home) if self.clustered else random_cluster_id()
         command = self._java_command(
             "kafka.tools.StorageTool",
             "format",

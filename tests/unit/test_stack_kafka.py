@@ -15,6 +15,7 @@ from deploy.stack.kafka import (
     kafka_node_homes,
     kafka_nodes,
     kafka_services,
+    random_cluster_id,
     server_properties,
 )
 from deploy.stack.registry import RegistryService
@@ -204,3 +205,14 @@ def test_the_nodes_agree_on_a_cluster_id_derived_from_the_stack_home(tmp_path: P
     assert identifier == cluster_id(tmp_path / "a")
     assert identifier != cluster_id(tmp_path / "b")
     assert len(identifier) == 22  # a Kafka Uuid: 16 bytes, base64url without padding
+
+
+def test_cluster_ids_never_start_with_a_dash_the_storage_tool_would_read_as_an_option(
+    tmp_path: Path,
+) -> None:
+    homes = [tmp_path / str(n) for n in range(300)]
+    derived = [cluster_id(home) for home in homes]
+    fresh = [random_cluster_id() for _ in range(300)]
+    assert not [i for i in derived + fresh if i.startswith("-")]
+    assert len(set(derived)) == len(derived)
+    assert all(len(i) == 22 for i in derived + fresh)
