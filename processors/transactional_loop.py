@@ -62,6 +62,7 @@ from core.settings import KafkaConfig
 from processors.bounded_call import CallOverranError, call_within
 from processors.changelog import ChangelogRestore
 from processors.commit_outcome import Outcome, committed_offsets, judge
+from processors.departed import DepartedMembers, Departures
 from processors.local_store import LocalStore
 from processors.standby import StandbyFollower
 from processors.state import PartitionedState
@@ -130,6 +131,18 @@ class TransactionalLoop:
         self._opened_at = 0.0
         self._announced = False
         self._assigned_once = False
+        # Static names are transactional ids: a member gone mid-transaction is taken over.
+        self._departed: DepartedMembers | None = None
+        if settings.exactly_once and settings.group_instance_id == settings.transactional_id:
+            self._departed = DepartedMembers(
+                Departures(
+                    settings.kafka,
+                    settings.group_id,
+                    settings.transactional_id,
+                    self._strays(),
+                    settings.transaction_timeout_s,
+                )
+            )
 
     # -- configuration ----------------------------------------------------------------
 
@@ -181,21 +194,25 @@ class TransactionalLoop:
     def _close_strays(self, producer: Producer) -> None:
         """What an earlier producer under this transactional id left open, aborted
         (``processors.strays``) before the new one writes anything."""
-        topics = [*self._task.outputs]
-        if self._task.state is not None:
-            topics.append(self._task.state.changelog)
         closed = close_strays(
             producer,
-            Strays(self._settings.kafka, self._settings.group_id, topics, self._task.topics[0]),
+            self._strays(),
             self._retrying,
             time.monotonic() + self._settings.transaction_timeout_s,
         )
         log.info(
             "aborted a fencing record on %d partitions of %s and offsets of group %s",
             closed,
-            ", ".join(topics),
+            ", ".join(self._strays().topics),
             self._settings.group_id,
         )
+
+    def _strays(self) -> Strays:
+        """What a new producer of this task closes: every topic it may write to."""
+        topics = [*self._task.outputs]
+        if self._task.state is not None:
+            topics.append(self._task.state.changelog)
+        return Strays(self._settings.kafka, self._settings.group_id, topics, self._task.topics[0])
 
     # -- running ------------------------------------------------------------------
 
@@ -232,6 +249,8 @@ class TransactionalLoop:
                 self._restore.close()
             if self._standby is not None:
                 self._standby.close()
+            if self._departed is not None:
+                self._departed.close()
             self._producer.flush(10)
         log.info("%s stopped cleanly", self._task.name)
 
@@ -581,6 +600,8 @@ class TransactionalLoop:
             self._restore.start([tp.partition for tp in stateful])
         self._owned.update((tp.topic, tp.partition) for tp in partitions if tp.topic != source)
         self._assigned_once = True
+        if partitions and self._departed is not None:
+            self._departed.assigned()
         log.info(
             "assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "none"
         )
