@@ -10,7 +10,8 @@ anything with guessed replication settings.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
@@ -22,6 +23,8 @@ from confluent_kafka.cimpl import NewTopic
 from core.errors import ConfigurationError
 from core.settings import Settings
 from schemas.topics import TopicSpec, settings_topic_specs
+
+_T = TypeVar("_T")
 
 
 def topic_names(settings: Settings) -> dict[str, str]:
@@ -125,10 +128,10 @@ def delete_retention_s(settings: Settings, topic: str) -> float:
     """How long the compacted ``topic`` keeps tombstones (its ``delete.retention.ms``)."""
     admin = AdminClient(settings.kafka.confluent_config())
     resource = ConfigResource(ResourceType.TOPIC, topic)
-    try:
-        configs = admin.describe_configs([resource])[resource].result(timeout=30)
-    except KafkaException as error:
-        raise KafkaException(f"cannot read the configuration of {topic}: {error}") from error
+    configs = _asking(
+        f"cannot read the configuration of {topic}",
+        lambda: admin.describe_configs([resource])[resource].result(timeout=30),
+    )
     entry = configs.get("delete.retention.ms")
     value = entry.value if entry is not None and entry.value is not None else None
     return int(value if value is not None else DEFAULT_DELETE_RETENTION_MS) / 1000
@@ -144,19 +147,27 @@ _NOT_YET_KNOWN = {
 }
 
 
-def topic_id(settings: Settings, topic: str, timeout_s: float = 60) -> str:
-    """The Kafka topic id of ``topic``: it changes when a topic is deleted and created again."""
-    admin = AdminClient(settings.kafka.confluent_config())
+def _asking(failure: str, call: Callable[[], _T], timeout_s: float = 60) -> _T:
+    """``call()`` again while the cluster does not know the topic yet, up to ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            described = admin.describe_topics(TopicCollection([topic]))[topic].result(timeout=30)
-            return str(described.topic_id)
+            return call()
         except KafkaException as error:
             code = error.args[0].code() if error.args else None
             if code not in _NOT_YET_KNOWN or time.monotonic() > deadline:
-                raise KafkaException(f"cannot describe {topic}: {error}") from error
+                raise KafkaException(f"{failure}: {error}") from error
         time.sleep(0.5)
+
+
+def topic_id(settings: Settings, topic: str) -> str:
+    """The Kafka topic id of ``topic``: it changes when a topic is deleted and created again."""
+    admin = AdminClient(settings.kafka.confluent_config())
+    described = _asking(
+        f"cannot describe {topic}",
+        lambda: admin.describe_topics(TopicCollection([topic]))[topic].result(timeout=30),
+    )
+    return str(described.topic_id)
 
 
 def ensure_changelog(settings: Settings, name: str, source_logical_name: str) -> None:
