@@ -231,12 +231,12 @@ def main() -> None:
         "stores": chosen.stores,
         "partitions": processor.partitions,
         "commit_interval_s": processor.commit_interval_s,
-        # processors/transactional_loop.py: dynamic membership (no group.instance.id), so a
-        # SIGKILLed member stays in the group until its session times out.
+        # With static membership a restarted worker takes its partitions back under its
+        # name; without it the dead member stays in the group until its session expires.
         "group": {
             "session_timeout_s": processor.session_timeout_s,
             "heartbeat_interval_s": min(3.0, processor.session_timeout_s / 4),
-            "static_membership": False,
+            "static_membership": processor.static_membership,
         },
         "transaction_timeout_s": processor.transaction_timeout_s,
         "registration_s": registered,

@@ -134,12 +134,12 @@ class Round:
 
     def produce_backlog(self, count: int) -> None:
         producer = self.producer()
+        topic = self.topic("commands")
         for sku in self.skus:
-            producer.produce(self.topic("commands"), key=sku, value=self.register(sku))
+            _produce(producer, topic, sku, self.register(sku))
         for index in range(count - len(self.skus)):
             sku = self.skus[index % len(self.skus)]
-            producer.produce(self.topic("commands"), key=sku, value=self.adjust(sku)[1])
-            producer.poll(0)
+            _produce(producer, topic, sku, self.adjust(sku)[1])
         producer.flush(60)
 
     def consumer(self) -> Consumer:
@@ -237,3 +237,15 @@ def _until(
         if time.monotonic() > deadline:
             raise RuntimeError(f"outputs incomplete at the deadline:\n{child.tail()}")
         yield from consumer.consume(1000, 0.2)
+
+
+def _produce(producer: Producer, topic: str, key: str, value: bytes) -> None:
+    """Produce, waiting for deliveries while librdkafka's queue is full (a million
+    commands are more than it holds)."""
+    while True:
+        try:
+            producer.produce(topic, key=key, value=value)
+            producer.poll(0)
+            return
+        except BufferError:
+            producer.poll(0.1)
