@@ -194,16 +194,17 @@ class TransactionalLoop:
     def _close_strays(self, producer: Producer) -> None:
         """What an earlier producer under this transactional id left open, aborted
         (``processors.strays``) before the new one writes anything."""
+        strays = self._strays()
         closed = close_strays(
             producer,
-            self._strays(),
+            strays,
             self._retrying,
             time.monotonic() + self._settings.transaction_timeout_s,
         )
         log.info(
             "aborted a fencing record on %d partitions of %s and offsets of group %s",
             closed,
-            ", ".join(self._strays().topics),
+            ", ".join(strays.topics),
             self._settings.group_id,
         )
 

@@ -18,10 +18,11 @@ file) and listens where ``local_kafka_addresses`` says; the single node keeps
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import subprocess
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -147,27 +148,22 @@ def cluster_id(stack_home: Path) -> str:
     the stack home makes them agree without a file they would race to write.
     """
     name = f"cqrs-stack:{stack_home.resolve()}"
-    attempt = 0
-    while True:
-        identifier = _encoded(
-            uuid.uuid5(uuid.NAMESPACE_URL, f"{name}:{attempt}" if attempt else name)
-        )
-        if not identifier.startswith("-"):
-            return identifier
-        attempt += 1
+    return _first_usable(
+        uuid.uuid5(uuid.NAMESPACE_URL, f"{name}:{attempt}" if attempt else name)
+        for attempt in itertools.count()
+    )
 
 
 def random_cluster_id() -> str:
-    """A fresh id for a single node, never starting with '-' (the storage tool would read
-    it as an option, as Kafka's own generator knows)."""
-    while True:
-        identifier = _encoded(uuid.uuid4())
-        if not identifier.startswith("-"):
-            return identifier
+    """A fresh id for a single node."""
+    return _first_usable(uuid.uuid4() for _ in itertools.count())
 
 
-def _encoded(value: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
+def _first_usable(candidates: Iterator[uuid.UUID]) -> str:
+    """The first candidate, encoded as Kafka does, that does not start with '-' (the
+    storage tool would read it as an option, as Kafka's own generator knows)."""
+    encoded = (base64.urlsafe_b64encode(c.bytes).decode().rstrip("=") for c in candidates)
+    return next(i for i in encoded if not i.startswith("-"))
 
 
 _LOG4J2 = """\
