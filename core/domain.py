@@ -22,13 +22,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from core.errors import ConfigurationError
 from core.upcasting import Upcasters
 
 State = TypeVar("State")
 Event = TypeVar("Event")
+# Where commands and events travel: one ``commands``/``events`` pair for the whole domain,
+# or one ``<aggregate>-commands``/``<aggregate>-events`` pair per aggregate type (each
+# then decided by its own command processor, scaled and retained on its own).
+TopicLayout = Literal["shared", "per-aggregate"]
+TOPIC_LAYOUTS: tuple[TopicLayout, ...] = ("shared", "per-aggregate")
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,28 @@ class Projection:
             raise ValueError(f"projection {self.name!r}: entry must be package.module:attribute")
 
 
+def kebab(name: str) -> str:
+    """``StockItem`` → ``stock-item``: an aggregate name as topics and groups spell it."""
+    return "".join(
+        f"-{ch.lower()}" if ch.isupper() and i else ch.lower() for i, ch in enumerate(name)
+    )
+
+
+@dataclass(frozen=True)
+class Writer:
+    """One command processor of a domain: the consumer group that decides the commands
+    on one topic and writes their events to one topic (names before the topic prefix)."""
+
+    aggregates: tuple[str, ...]  # the aggregate types it decides
+    commands: str
+    events: str
+    suffix: str = ""  # of its app id: "" for the shared pair, "-<aggregate>" otherwise
+
+    def app_id(self, base: str) -> str:
+        """Its consumer group, transactional id prefix and changelog prefix."""
+        return base + self.suffix
+
+
 @dataclass(frozen=True)
 class Domain:
     """Everything the pipeline needs to know about a team's domain."""
@@ -143,10 +170,16 @@ class Domain:
     upcasters: Upcasters = field(default_factory=Upcasters)
     process_managers: tuple[ProcessManager[Any], ...] = ()
     projections: tuple[Projection, ...] = ()
+    topic_layout: TopicLayout = "shared"
 
     def __post_init__(self) -> None:
         if not self.aggregates:
             raise ValueError(f"domain {self.name!r} declares no aggregate")
+        if self.topic_layout not in TOPIC_LAYOUTS:
+            raise ValueError(
+                f"domain {self.name!r}: topic_layout {self.topic_layout!r} is not one of "
+                f"{', '.join(TOPIC_LAYOUTS)}"
+            )
         self._unique("projection", [projection.name for projection in self.projections])
         self._unique("process manager", [manager.name for manager in self.process_managers])
         events = {declared for aggregate in self.aggregates for declared in aggregate.events}
@@ -195,6 +228,63 @@ class Domain:
             for aggregate in self.aggregates
             for declared in aggregate.events
         }
+
+    @property
+    def writers(self) -> tuple[Writer, ...]:
+        """The command processors the domain runs: one for the shared topic pair, or one
+        per aggregate type."""
+        if self.topic_layout == "shared":
+            names = tuple(aggregate.name for aggregate in self.aggregates)
+            return (Writer(names, "commands", "events"),)
+        return tuple(
+            Writer(
+                (a.name,),
+                f"{kebab(a.name)}-commands",
+                f"{kebab(a.name)}-events",
+                f"-{kebab(a.name)}",
+            )
+            for a in self.aggregates
+        )
+
+    def writer_of(self, aggregate: str) -> Writer:
+        """The command processor that decides ``aggregate``'s commands."""
+        for writer in self.writers:
+            if aggregate in writer.aggregates:
+                return writer
+        raise KeyError(aggregate)
+
+    def writer(self, aggregate: str | None) -> Writer:
+        """The writer ``cqrs worker [--aggregate NAME]`` runs; a ConfigurationError that
+        names the choices when the choice is missing or unknown."""
+        writers = self.writers
+        known = ", ".join(a.name for a in self.aggregates)
+        if aggregate is None:
+            if len(writers) == 1:
+                return writers[0]
+            raise ConfigurationError(
+                f"domain {self.name!r} keeps a topic pair per aggregate type: run one worker "
+                f"per aggregate, cqrs worker --aggregate NAME (one of {known})"
+            )
+        if aggregate not in {a.name for a in self.aggregates}:
+            raise ConfigurationError(
+                f"no aggregate {aggregate!r} in domain {self.name!r} ({known})"
+            )
+        return self.writer_of(aggregate)
+
+    @property
+    def event_topics(self) -> tuple[str, ...]:
+        """Every topic the domain's events travel on (before the topic prefix)."""
+        return tuple(writer.events for writer in self.writers)
+
+    def observed_topics(self, manager: ProcessManager[Any]) -> tuple[str, ...]:
+        """The event topics a process manager reads: those of the aggregates whose
+        events it observes."""
+        observed = {
+            aggregate.name
+            for aggregate, event in self.event_types.values()
+            if event in manager.observes
+        }
+        return tuple(w.events for w in self.writers if observed & set(w.aggregates))
 
     def projection(self, name: str) -> Projection:
         for projection in self.projections:

@@ -215,12 +215,22 @@ def new(
 
 
 @app.command("worker")
-def worker() -> None:
-    """Run the command processor (exactly-once, librdkafka transactions) until stopped."""
+def worker(
+    aggregate: Annotated[
+        str | None,
+        typer.Option(
+            "--aggregate",
+            help="The aggregate type whose commands to decide, for a domain that keeps a "
+            "topic pair per aggregate type (default: the domain's shared pair).",
+        ),
+    ] = None,
+) -> None:
+    """Run a command processor (exactly-once, librdkafka transactions) until stopped."""
     from processors.worker import command_task, run
 
     settings = _worker_settings()
-    run(command_task(settings), settings, settings.processor.app_id)
+    writer = _domain(settings).writer(aggregate)
+    run(command_task(settings, writer), settings, writer.app_id(settings.processor.app_id))
 
 
 @app.command("saga")
@@ -264,6 +274,14 @@ def replay_state(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    aggregate: Annotated[
+        str | None,
+        typer.Option(
+            "--aggregate",
+            help="Whose command processor's table, for a domain with a topic pair per "
+            "aggregate type.",
+        ),
+    ] = None,
 ) -> None:
     """Rebuild the aggregate table from `events`; compare it with the live one (exit 1 if
     they differ), or with --write make it the table the next worker restores."""
@@ -275,6 +293,7 @@ def replay_state(
 
     settings = _settings()
     domain = _domain(settings)
+    writer = domain.writer(aggregate)
     serde = AvroSerde(
         RegistryClient(settings.registry),
         SchemaCatalog.for_domain(domain),
@@ -283,12 +302,12 @@ def replay_state(
     )
 
     with RichProgress() as progress:
-        rebuilt = replay.rebuilt_table(settings, serde, progress)
-        live = replay.live_table(settings, progress)
+        rebuilt = replay.rebuilt_table(settings, serde, writer, progress)
+        live = replay.live_table(settings, writer, progress)
     found = replay.differences(live, rebuilt)
     written = 0
     if write:
-        replay.write_table(settings, rebuilt, replay.stale_keys(live, rebuilt))
+        replay.write_table(settings, writer, rebuilt, replay.stale_keys(live, rebuilt))
         written = len(rebuilt)
     if as_json:
         report = {
@@ -307,7 +326,7 @@ def replay_state(
         for difference in found[:20]:
             _say(f"  {difference.key}: live={difference.live} rebuilt={difference.rebuilt}")
         if write:
-            _say(f"wrote {written} entries to {replay.changelog_topic(settings)}")
+            _say(f"wrote {written} entries to {replay.changelog_topic(settings, writer)}")
     if found and not write:
         raise typer.Exit(EXIT_FAILED)
 

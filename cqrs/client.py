@@ -36,6 +36,7 @@ class CommandResult:
     rejection_code: str | None
     rejection_reason: str | None
     current_version: int | None
+    command_type: str | None = None  # the command's Avro record
 
     @property
     def accepted(self) -> bool:
@@ -64,7 +65,16 @@ class CommandClient:
         self._catalog = catalog or SchemaCatalog.for_domain(domain)
         self._serde = AvroSerde(RegistryClient(settings.registry), self._catalog, domain.upcasters)
         prefix = settings.kafka.topic_prefix
-        self._commands_topic = prefix + "commands"
+        # Each command to the topic of its aggregate type's writer (one shared topic, or
+        # one per aggregate type); a record no aggregate declares goes to the shared one,
+        # where the worker rejects it with its reason.
+        self._command_topics = {
+            name: prefix + domain.writer_of(aggregate.name).commands
+            for name, (aggregate, _) in domain.command_types.items()
+        }
+        self._undeclared_topic = (
+            prefix + domain.writers[0].commands if domain.topic_layout == "shared" else None
+        )
         self._results_topic = prefix + "command-results"
         self._producer_config = {
             **settings.kafka.confluent_config(),
@@ -154,16 +164,17 @@ class CommandClient:
             "issued_at": datetime.now(UTC),
             "issued_by": issued_by,
         }
-        value = self._serde.encode(
-            self._commands_topic, full_name, {"metadata": metadata, **payload}
-        )
+        topic = self._command_topics.get(full_name, self._undeclared_topic)
+        if topic is None:
+            raise UnknownCommandError(
+                f"{full_name} has a schema but no aggregate of this domain declares it"
+            )
+        value = self._serde.encode(topic, full_name, {"metadata": metadata, **payload})
         with self._lock:
             if self._producer is None:
                 self._producer = Producer(self._producer_config)
             producer = self._producer
-        producer.produce(
-            self._commands_topic, key=aggregate_id.encode(), value=value, on_delivery=on_delivery
-        )
+        producer.produce(topic, key=aggregate_id.encode(), value=value, on_delivery=on_delivery)
         return producer
 
     def send_and_wait(
@@ -326,4 +337,5 @@ class CommandClient:
             rejection_code=rejection.get("code"),
             rejection_reason=rejection.get("reason"),
             current_version=rejection.get("current_version"),
+            command_type=value.get("command_type"),
         )

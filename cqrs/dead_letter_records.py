@@ -290,13 +290,13 @@ class Outcome(StrEnum):
 
 
 def reason_not_to_replay(
-    letter: DeadLetter, *, again: bool, targets: frozenset[str], source_of_truth: str
+    letter: DeadLetter, *, again: bool, targets: frozenset[str], source_of_truth: frozenset[str]
 ) -> tuple[Outcome, str] | None:
     """Why ``letter`` is not replayed (skipped or refused), or None when it may be.
 
     A dead letter replayed once is skipped unless ``again``: its replay may already
     have been processed, and a second copy would be processed again. The event log
-    (``source_of_truth``) is never written to: a sink's dead letter is applied by
+    (``source_of_truth``: its topics) is never written to: a sink's dead letter is applied by
     rebuilding its projection once the sink can apply it. Only the pipeline's own
     topics (``targets``) are written to, whatever a header says.
     """
@@ -311,7 +311,7 @@ def reason_not_to_replay(
     target = letter.original_topic
     if target is None:
         return Outcome.FAILED, "no original.topic header: not a dead letter of this pipeline"
-    if target == source_of_truth:
+    if target in source_of_truth:
         return (
             Outcome.FAILED,
             f"{target} is the event log and is never written to; once the sink can apply "

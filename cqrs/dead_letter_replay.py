@@ -55,7 +55,7 @@ from cqrs.dead_letter_records import (
 )
 from schemas.dead_letters import headers_of
 from schemas.topic_admin import ensure_topics
-from schemas.topics import DEAD_LETTER_REPLAYS, settings_topic_specs
+from schemas.topics import DEAD_LETTER_REPLAYS, event_topic_names, settings_topic_specs
 
 TRANSACTIONAL_ID = "cqrs-dead-letter-replay"  # after the topic prefix
 BATCH = 500
@@ -139,7 +139,7 @@ def replay_dead_letters(
         candidates = _candidates(reader, chosen, list(known.values()), marks)
         allowed = _targets(settings)
         existing = frozenset(topic for topic, _ in reader.partitions(allowed))
-    events = settings.kafka.topic_prefix + "events"
+    events = frozenset(event_topic_names(settings))
     outcomes: list[ReplayOutcome] = []
     todo: list[tuple[int, DeadLetter, Message]] = []
     for candidate in candidates:
@@ -209,7 +209,7 @@ def _decision(
     again: bool,
     allowed: frozenset[str],
     existing: frozenset[str],
-    events: str,
+    events: frozenset[str],
 ) -> ReplayOutcome | None:
     """The outcome of a dead letter that is not to be produced; None for one that is."""
     if candidate.letter is None:

@@ -73,18 +73,24 @@ def product_groups(settings: Settings) -> list[ConsumerGroup]:
     """Every consumer group of the product, with the topics each reads."""
     prefix = settings.kafka.topic_prefix
     processor = settings.processor
+    domain = load_domain(settings.domain)
+    events = tuple(prefix + topic for topic in domain.event_topics)
     groups = [
-        ConsumerGroup(processor.app_id, (prefix + "commands",)),
+        ConsumerGroup(writer.app_id(processor.app_id), (prefix + writer.commands,))
+        for writer in domain.writers
     ]
     groups += [
         ConsumerGroup(
             processor.process_manager_group(manager.name),
-            (prefix + "events", prefix + inbox_topic(manager.name)),
+            (
+                *(prefix + topic for topic in domain.observed_topics(manager)),
+                prefix + inbox_topic(manager.name),
+            ),
         )
-        for manager in load_domain(settings.domain).process_managers
+        for manager in domain.process_managers
     ]
     groups += [
-        ConsumerGroup(f"{prefix}cqrs-sink-{projection}", (prefix + "events",))
+        ConsumerGroup(f"{prefix}cqrs-sink-{projection}", events)
         for projection in projection_names(settings)
     ]
     return groups

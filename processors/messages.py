@@ -13,13 +13,20 @@ from core.errors import PipelineError
 
 
 class MessageTypes:
-    def __init__(self, domain: Domain) -> None:
+    def __init__(self, domain: Domain, deciding: tuple[str, ...] | None = None) -> None:
+        """``deciding``: the aggregate types whose commands count as this process's own
+        (a writer of a per-aggregate topic pair decides one type); all by default."""
         self.domain = domain
         self.kinds: dict[str, Aggregate[Any]] = {a.name: a for a in domain.aggregates}
-        self.commands = domain.command_types
+        self.commands = {
+            name: (aggregate, command)
+            for name, (aggregate, command) in domain.command_types.items()
+            if deciding is None or aggregate.name in deciding
+        }
+        self.all_commands = domain.command_types
         self.events = domain.event_types
         self._names: dict[type, str] = {
-            cls: name for name, (_, cls) in (*self.commands.items(), *self.events.items())
+            cls: name for name, (_, cls) in (*self.all_commands.items(), *self.events.items())
         }
 
     def name_of(self, message: object) -> str:

@@ -18,6 +18,7 @@ delivered again changes nothing even before the aggregates see it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +60,7 @@ class InstanceRecord:
 @dataclass(frozen=True)
 class Reaction:
     record: InstanceRecord | None  # None: a repeated event, nothing to store
-    commands: list[tuple[bytes, bytes]]  # (key = target aggregate id, framed Avro)
+    commands: list[tuple[str, bytes, bytes]]  # (topic, key = target aggregate id, framed Avro)
 
 
 class ProcessManagerProcessor:
@@ -68,12 +69,13 @@ class ProcessManagerProcessor:
         serde: AvroSerde,
         types: MessageTypes,
         manager: ProcessManager[Any],
-        commands_topic: str,
+        commands_topics: Mapping[str, str],
         remembered: int = 200,
     ) -> None:
+        """``commands_topics``: aggregate type → the topic its commands travel on."""
         self.manager = manager
         self._serde, self._types = serde, types
-        self._commands_topic = commands_topic
+        self._commands_topics = commands_topics
         self._remembered = remembered
         self._observes = frozenset(manager.observes)
         self._state_type = type(manager.initial)
@@ -115,7 +117,7 @@ class ProcessManagerProcessor:
         commands = [self._encode(observed, index, issue) for index, issue in enumerate(issues)]
         return Reaction(InstanceRecord(state, applied), commands)
 
-    def _encode(self, observed: Observed, index: int, issue: Issue) -> tuple[bytes, bytes]:
+    def _encode(self, observed: Observed, index: int, issue: Issue) -> tuple[str, bytes, bytes]:
         seen = observed.seen
         command_id = str(uuid.uuid5(COMMAND_ID_NAMESPACE, f"{seen.event_id}/{index}"))
         metadata = {
@@ -128,9 +130,7 @@ class ProcessManagerProcessor:
             "issued_at": seen.recorded_at,
             "issued_by": self._issuer,
         }
-        value = self._serde.encode(
-            self._commands_topic,
-            self._types.name_of(issue.command),
-            {"metadata": metadata, **plain(issue.command)},
-        )
-        return issue.aggregate_id.encode(), value
+        name = self._types.name_of(issue.command)
+        topic = self._commands_topics[self._types.all_commands[name][0].name]
+        value = self._serde.encode(topic, name, {"metadata": metadata, **plain(issue.command)})
+        return topic, issue.aggregate_id.encode(), value

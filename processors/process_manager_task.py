@@ -26,15 +26,22 @@ log = logging.getLogger("cqrs.process_manager")
 
 class ProcessManagerTask:
     def __init__(
-        self, processor: ProcessManagerProcessor, topics: dict[str, str], app_id: str
+        self,
+        processor: ProcessManagerProcessor,
+        topics: dict[str, str],
+        app_id: str,
+        *,
+        events: list[str],
+        commands: list[str],
     ) -> None:
+        """``events``: the topics of the events it observes; ``commands``: every topic
+        the commands it issues may go to."""
         manager = processor.manager
         self.name = f"process-manager-{manager.name}"
         self._processor = processor
-        self._events, self._inbox = topics["events"], topics[inbox_topic(manager.name)]
-        self._commands, self._dead_letters = topics["commands"], topics["events-dlq"]
-        self.topics = [self._events, self._inbox]
-        self.outputs = [self._inbox, self._commands, self._dead_letters]
+        self._inbox, self._dead_letters = topics[inbox_topic(manager.name)], topics["events-dlq"]
+        self.topics = [*events, self._inbox]
+        self.outputs = [self._inbox, *commands, self._dead_letters]
         self.state: StateSpec | None = StateSpec(self._inbox, changelog_topic(app_id, manager.name))
 
     def process(self, message: Message, state: StateReader | None) -> Step:
@@ -60,7 +67,7 @@ class ProcessManagerTask:
             return Step()
         key = observed.key.encode()
         reaction = self._processor.process(observed, state.get(key))
-        outputs = [Output(self._commands, k, v) for k, v in reaction.commands]
+        outputs = [Output(topic, k, v) for topic, k, v in reaction.commands]
         writes: list[StateWrite] = (
             [] if reaction.record is None else [(key, reaction.record.to_bytes())]
         )

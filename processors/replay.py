@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, Protocol, cast
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from core.domain import load_domain
+from core.domain import Writer, load_domain
 from core.errors import PipelineError
 from core.settings import Settings
 from processors.command_processing import AggregateRecord, apply_writes, window_writes
@@ -35,7 +35,7 @@ from processors.partitioning import partition_for
 from processors.structs import build
 from processors.table_keys import SLOT, aggregate_id, parse, record_key
 from schemas.serde import AvroSerde, Decoded
-from schemas.topic_admin import topic_names
+from schemas.topic_admin import writer_topic_names
 
 
 class Progress(Protocol):
@@ -61,9 +61,9 @@ class TableEntry(NamedTuple):
 RebuiltTable = dict[str, TableEntry]
 
 
-def changelog_topic(settings: Settings) -> str:
-    """The command processor's table changelog."""
-    return _changelog_of(settings.processor.app_id)
+def changelog_topic(settings: Settings, writer: Writer) -> str:
+    """The table changelog of one of the domain's command processors."""
+    return _changelog_of(writer.app_id(settings.processor.app_id))
 
 
 def rebuild(
@@ -95,8 +95,8 @@ def rebuild(
     decided: dict[str, list[tuple[str, bytes]]] = {}  # aggregate key -> (command id, result)
     sent: set[bytes] = set()
     for result, raw in sorted(_decided(results), key=lambda pair: pair[0]["processed_at"]):
-        if raw in sent:
-            continue
+        if raw in sent or result["command_type"] not in types.commands:
+            continue  # sent again, or decided by another writer of the domain
         sent.add(raw)
         kind = types.commands[result["command_type"]][0]
         key = record_key(kind.name, result["aggregate_id"]).decode()
@@ -243,10 +243,12 @@ def decoded(serde: AvroSerde, messages: Iterable[Message]) -> Iterator[Decoded]:
             yield serde.decode(value)
 
 
-def live_table(settings: Settings, progress: Progress | None = None) -> dict[str, bytes]:
+def live_table(
+    settings: Settings, writer: Writer, progress: Progress | None = None
+) -> dict[str, bytes]:
     """The table as the workers would restore it: the latest changelog value per key."""
     table: dict[str, bytes] = {}
-    for message in read_committed(settings, changelog_topic(settings), progress):
+    for message in read_committed(settings, changelog_topic(settings, writer), progress):
         key, value = (message.key() or b"").decode(), message.value()
         if value is None:
             table.pop(key, None)
@@ -256,9 +258,10 @@ def live_table(settings: Settings, progress: Progress | None = None) -> dict[str
 
 
 def rebuilt_table(
-    settings: Settings, serde: AvroSerde, progress: Progress | None = None
+    settings: Settings, serde: AvroSerde, writer: Writer, progress: Progress | None = None
 ) -> RebuiltTable:
-    topics = topic_names(settings)
+    """One writer's table, from its events and the results of its commands."""
+    topics = writer_topic_names(settings, writer)
     # Events of one aggregate share a partition, so partition order is their log order.
     events = decoded(serde, read_committed(settings, topics["events"], progress))
     results = [
@@ -266,13 +269,15 @@ def rebuilt_table(
         for message in read_committed(settings, topics["command-results"], progress)
         if (raw := message.value())
     ]
-    types = MessageTypes(load_domain(settings.domain))
+    types = MessageTypes(load_domain(settings.domain), writer.aggregates)
     return rebuild(types, events, results, settings.processor.dedup_window)
 
 
-def write_table(settings: Settings, table: RebuiltTable, stale: Iterable[str]) -> None:
+def write_table(
+    settings: Settings, writer: Writer, table: RebuiltTable, stale: Iterable[str]
+) -> None:
     """Replace the changelog's content in one transaction; refuses while a worker runs."""
-    group = settings.processor.app_id
+    group = writer.app_id(settings.processor.app_id)
     admin = AdminClient(settings.kafka.confluent_config())
     [description] = admin.describe_consumer_groups([group]).values()
     members = description.result(timeout=15).members
@@ -280,7 +285,7 @@ def write_table(settings: Settings, table: RebuiltTable, stale: Iterable[str]) -
         raise PipelineError(
             f"{len(members)} worker(s) of {group} are running; stop them before --write"
         )
-    topic = changelog_topic(settings)
+    topic = changelog_topic(settings, writer)
     partitions = len(admin.list_topics(topic, timeout=15).topics[topic].partitions)
     producer = Producer(
         {**settings.kafka.confluent_config(), "transactional.id": f"{group}-replay"}

@@ -6,7 +6,7 @@ import logging
 import signal
 from pathlib import Path
 
-from core.domain import Domain, load_domain
+from core.domain import Domain, Writer, load_domain
 from core.errors import ConfigurationError
 from core.observability import Health, start_observability_server
 from core.settings import Settings
@@ -31,6 +31,7 @@ from schemas.topic_admin import (
     partition_count,
     topic_id,
     topic_names,
+    writer_topic_names,
 )
 
 log = logging.getLogger("cqrs.worker")
@@ -47,19 +48,21 @@ def _prepared_serde(settings: Settings, domain: Domain) -> AvroSerde:
     )
 
 
-def command_task(settings: Settings) -> CommandTask:
-    """The command processor: one writer per aggregate, exactly-once."""
+def command_task(settings: Settings, writer: Writer) -> CommandTask:
+    """A command processor of the domain (the one of its shared topic pair, or of one
+    aggregate type's pair): one writer per aggregate instance, exactly-once."""
     domain = load_domain(settings.domain)
     serde = _prepared_serde(settings, domain)
-    commands = partition_count(settings, "commands")
+    commands = partition_count(settings, writer.commands)
+    topics = writer_topic_names(settings, writer)
     processor = CommandProcessor(
         serde,
-        MessageTypes(domain),
-        topic_names(settings),
+        MessageTypes(domain, writer.aggregates),
+        topics,
         dedup_window=settings.processor.dedup_window,
         command_partitions=commands,
     )
-    return CommandTask(processor, topic_names(settings), settings.processor.app_id)
+    return CommandTask(processor, topics, writer.app_id(settings.processor.app_id))
 
 
 def process_manager_task(settings: Settings, name: str) -> ProcessManagerTask:
@@ -68,8 +71,16 @@ def process_manager_task(settings: Settings, name: str) -> ProcessManagerTask:
     manager = domain.process_manager(name)
     serde = _prepared_serde(settings, domain)
     topics = topic_names(settings)
-    processor = ProcessManagerProcessor(serde, MessageTypes(domain), manager, topics["commands"])
-    return ProcessManagerTask(processor, topics, settings.processor.process_manager_group(name))
+    commands = {a.name: topics[domain.writer_of(a.name).commands] for a in domain.aggregates}
+    events = [topics[topic] for topic in domain.observed_topics(manager)]
+    processor = ProcessManagerProcessor(serde, MessageTypes(domain), manager, commands)
+    return ProcessManagerTask(
+        processor,
+        topics,
+        settings.processor.process_manager_group(name),
+        events=events,
+        commands=sorted(set(commands.values())),
+    )
 
 
 def run(task: Task, settings: Settings, group_id: str) -> None:

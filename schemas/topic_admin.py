@@ -20,6 +20,7 @@ from confluent_kafka.admin._metadata import TopicMetadata
 from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
+from core.domain import Writer
 from core.errors import ConfigurationError
 from core.settings import Settings
 from schemas.topics import TopicSpec, settings_topic_specs
@@ -33,6 +34,13 @@ def topic_names(settings: Settings) -> dict[str, str]:
         spec.name: settings.kafka.topic_prefix + spec.name
         for spec in settings_topic_specs(settings)
     }
+
+
+def writer_topic_names(settings: Settings, writer: Writer) -> dict[str, str]:
+    """``topic_names`` as one writer's task sees them: ``commands`` and ``events`` are the
+    topics of its pair (the same as ever under the shared layout)."""
+    names = topic_names(settings)
+    return {**names, "commands": names[writer.commands], "events": names[writer.events]}
 
 
 def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:

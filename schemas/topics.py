@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.domain import Domain, View, load_domain
+from core.domain import Domain, View, Writer, load_domain
 from core.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.compatibility import CompatibilityMode
@@ -22,7 +22,8 @@ DEAD_LETTER_REPLAYS = "dead-letter-replays"
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
-    records_under: str  # a record's full name, or a namespace whose records all travel here
+    # Full record names, or namespaces whose records all travel here; () for raw bytes.
+    records_under: tuple[str, ...]
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
     compatibility: CompatibilityMode = CompatibilityMode.BACKWARD
@@ -33,7 +34,7 @@ class TopicSpec:
         return [
             name
             for name in catalog.records()
-            if name == self.records_under or name.startswith(self.records_under + ".")
+            if any(name == under or name.startswith(under + ".") for under in self.records_under)
         ]
 
 
@@ -42,52 +43,98 @@ def settings_topic_specs(settings: Settings) -> list[TopicSpec]:
     return domain_topic_specs(load_domain(settings.domain), settings.processor.partitions)
 
 
+def event_topic_names(settings: Settings) -> list[str]:
+    """Every topic the domain's events travel on, prefixed."""
+    prefix = settings.kafka.topic_prefix
+    return [prefix + topic for topic in load_domain(settings.domain).event_topics]
+
+
 def domain_topic_specs(domain: Domain, partitions: int = 6) -> list[TopicSpec]:
-    """The topics of ``domain``: its namespace's commands and events, an inbox per
-    process manager, the view topic of each projection that publishes views."""
+    """The topics of ``domain``: the commands and events of each of its writers (one
+    shared pair, or one per aggregate type), an inbox per process manager, the view
+    topic of each projection that publishes views."""
     inboxes = tuple(manager.name for manager in domain.process_managers)
     views = tuple(p.view for p in domain.projections if p.view is not None)
-    return topic_specs(partitions, domain.namespace, inboxes, views)
+    if domain.topic_layout == "shared":
+        pairs = [
+            TopicPair(domain.writers[0], (domain.commands_namespace,), (domain.events_namespace,))
+        ]
+    else:
+        pairs = [
+            TopicPair(
+                writer,
+                tuple(f"{domain.commands_namespace}.{t.__name__}" for t in aggregate.commands),
+                tuple(f"{domain.events_namespace}.{t.__name__}" for t in aggregate.events),
+            )
+            for writer in domain.writers
+            for aggregate in [domain.aggregate(writer.aggregates[0])]
+        ]
+    specs = topic_specs(partitions, pairs=pairs, inboxes=inboxes, views=views)
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        raise ValueError(f"domain {domain.name!r}: topic names repeat: {repeated}")
+    return specs
+
+
+@dataclass(frozen=True)
+class TopicPair:
+    """A writer's command and event topics, and what travels on each (``records_under``)."""
+
+    writer: Writer
+    commands: tuple[str, ...]
+    events: tuple[str, ...]
+
+
+SHARED_PAIR = TopicPair(Writer((), "commands", "events"), ("cqrs.commands",), ("cqrs.events",))
 
 
 def topic_specs(
     partitions: int = 6,
-    namespace: str = "cqrs",
+    *,
+    pairs: list[TopicPair] | None = None,
     inboxes: tuple[str, ...] = (),
     views: tuple[View, ...] = (),
 ) -> list[TopicSpec]:
     """Every topic the product owns; names are prefixed with ``kafka.topic_prefix`` in use.
-    ``namespace`` is the domain's (``Domain.namespace``): its commands and events travel
-    on ``commands`` and ``events``."""
+    ``pairs`` are the domain's command and event topics (the shop's shared pair when not
+    given)."""
+    pairs = pairs or [SHARED_PAIR]
     return [
-        TopicSpec(
-            "commands",
-            f"{namespace}.commands",
-            partitions,
-            {"retention.ms": "604800000"},
-            CompatibilityMode.BACKWARD_TRANSITIVE,
-            "aggregate id",
+        *(
+            TopicSpec(
+                pair.writer.commands,
+                pair.commands,
+                partitions,
+                {"retention.ms": "604800000"},
+                CompatibilityMode.BACKWARD_TRANSITIVE,
+                "aggregate id",
+            )
+            for pair in pairs
         ),
         TopicSpec(
             "command-results",
-            "cqrs.envelope.CommandResult",
+            ("cqrs.envelope.CommandResult",),
             partitions,
             {"retention.ms": "604800000"},
             CompatibilityMode.BACKWARD,
             "command id",
         ),
-        TopicSpec(
-            "events",
-            f"{namespace}.events",
-            partitions,
-            {"retention.ms": "-1"},
-            CompatibilityMode.BACKWARD_TRANSITIVE,
-            "aggregate id",
+        *(
+            TopicSpec(
+                pair.writer.events,
+                pair.events,
+                partitions,
+                {"retention.ms": "-1"},
+                CompatibilityMode.BACKWARD_TRANSITIVE,
+                "aggregate id",
+            )
+            for pair in pairs
         ),
         *(
             TopicSpec(
                 view.topic,
-                view.record,
+                (view.record,),
                 partitions,
                 COMPACTED,
                 CompatibilityMode.BACKWARD,
@@ -98,7 +145,7 @@ def topic_specs(
         *(
             TopicSpec(
                 f"{name}-inbox",
-                "",  # the events' own bytes, re-keyed: no subjects of its own
+                (),  # the events' own bytes, re-keyed: no subjects of its own
                 partitions,
                 {"retention.ms": "604800000"},
                 key=f"{name} instance (its correlation key)",
@@ -107,7 +154,7 @@ def topic_specs(
         ),
         TopicSpec(
             "commands-dlq",
-            "",
+            (),
             partitions,
             {"retention.ms": "-1"},
             key="original key",
@@ -115,7 +162,7 @@ def topic_specs(
         ),
         TopicSpec(
             "events-dlq",
-            "",
+            (),
             partitions,
             {"retention.ms": "-1"},
             key="original key",
@@ -123,7 +170,7 @@ def topic_specs(
         ),
         TopicSpec(
             DEAD_LETTER_REPLAYS,
-            "",  # JSON replay records, written with the replayed records in one transaction
+            (),  # JSON replay records, written with the replayed records in one transaction
             partitions,
             COMPACTED,
             key="<dead-letter topic>/<partition>/<offset>",

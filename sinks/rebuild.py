@@ -27,10 +27,11 @@ from core.errors import SinkError
 from core.settings import Settings
 from schemas.errors import SerializationError
 from schemas.serde import AvroSerde
-from sinks.base import Sink
+from schemas.topics import event_topic_names
+from sinks.base import Partition, Sink
 from sinks.errors import InvalidEventError
 from sinks.policy import Backoff, BatchPolicy
-from sinks.runner import EVENTS_TOPIC, TRANSIENT, event_record
+from sinks.runner import TRANSIENT, event_record
 
 log = logging.getLogger("cqrs.sinks.rebuild")
 
@@ -59,7 +60,7 @@ class RebuildReport:
     replayed: int = 0
     skipped: int = 0  # records the projection can never apply
     seconds: float = 0.0
-    positions: dict[int, int] = field(default_factory=dict)
+    positions: dict[Partition, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -67,7 +68,8 @@ class RebuildReport:
 
 
 class Replayer:
-    """Feeds ``events`` to a sink from given positions up to given targets."""
+    """Feeds the domain's event topics to a sink from given positions up to given targets
+    (both by ``(topic, partition)``)."""
 
     def __init__(
         self,
@@ -76,10 +78,10 @@ class Replayer:
         serde: AvroSerde,
         progress: RebuildProgress | None = None,
     ) -> None:
-        self.topic = settings.kafka.topic_prefix + EVENTS_TOPIC
+        self.topics = event_topic_names(settings)
         self.sink = sink
         self.progress = progress or SilentProgress()
-        self.positions: dict[int, int] = {}  # next offset per partition, as written
+        self.positions: dict[Partition, int] = {}  # next offset per partition, as written
         self.replayed = 0
         self.skipped = 0
         self._serde = serde
@@ -98,22 +100,25 @@ class Replayer:
             }
         )
 
-    def partitions(self) -> list[int]:
-        metadata = self._consumer.list_topics(self.topic, timeout=15).topics.get(self.topic)
-        if metadata is None or metadata.error is not None:
-            raise SinkError(
-                f"topic {self.topic} does not exist; nothing to replay", retryable=False
-            )
-        return sorted(metadata.partitions)
+    def partitions(self) -> list[Partition]:
+        found: list[Partition] = []
+        for topic in self.topics:
+            metadata = self._consumer.list_topics(topic, timeout=15).topics.get(topic)
+            if metadata is None or metadata.error is not None:
+                raise SinkError(f"topic {topic} does not exist; nothing to replay", retryable=False)
+            found.extend((topic, number) for number in sorted(metadata.partitions))
+        return found
 
-    def ends(self) -> dict[int, int]:
+    def ends(self) -> dict[Partition, int]:
         """The high watermark of each partition now."""
         return {
-            p: self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=15)[1]
-            for p in self.partitions()
+            (topic, number): self._consumer.get_watermark_offsets(
+                TopicPartition(topic, number), timeout=15
+            )[1]
+            for topic, number in self.partitions()
         }
 
-    def run_until(self, targets: Mapping[int, int]) -> int:
+    def run_until(self, targets: Mapping[Partition, int]) -> int:
         """Apply every record below ``targets[p]`` not applied yet; returns how many were read.
 
         A partition also counts as done when its end is reached (its last
@@ -123,10 +128,10 @@ class Replayer:
         if not open_:
             return 0
         self._consumer.assign(
-            [TopicPartition(self.topic, p, self.positions.get(p, 0)) for p in sorted(open_)]
+            [TopicPartition(t, n, self.positions.get((t, n), 0)) for t, n in sorted(open_)]
         )
         read = 0
-        batch: dict[int, int] = {}
+        batch: dict[Partition, int] = {}
         count, started = 0, None
         try:
             while open_:
@@ -150,37 +155,45 @@ class Replayer:
         self._consumer.close()
 
     def _take(
-        self, message: Message, open_: dict[int, int], batch: dict[int, int]
-    ) -> tuple[int | None, bool]:
+        self, message: Message, open_: dict[Partition, int], batch: dict[Partition, int]
+    ) -> tuple[Partition | None, bool]:
         """(partition now done or None, whether the record was taken into the batch)."""
-        number = message.partition() or 0
+        topic, number = message.topic() or "", message.partition() or 0
+        partition = (topic, number)
         error = message.error()
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
-                return number, False
+                return partition, False
             if error.fatal():
                 raise KafkaException(error)
             log.warning("rebuild of %s: consumer error: %s", self.sink.projection, error.str())
             return None, False
         offset = message.offset() or 0
-        target = open_.get(number)
+        target = open_.get(partition)
         if target is None or offset >= target:
-            return number, False
+            return partition, False
         try:
             record = event_record(self._serde, message, self.sink.event_types)
             if record is not None:
-                self.sink.add(record, self.topic, number, offset)
+                self.sink.add(record, topic, number, offset)
         except (SerializationError, InvalidEventError) as poison:
             self.skipped += 1
-            log.info("rebuild of %s skips %d@%d: %s", self.sink.projection, number, offset, poison)
-        batch[number] = offset + 1
+            log.info(
+                "rebuild of %s skips %s-%d@%d: %s",
+                self.sink.projection,
+                topic,
+                number,
+                offset,
+                poison,
+            )
+        batch[partition] = offset + 1
         self.replayed += 1
-        return (number if offset + 1 >= target else None), True
+        return (partition if offset + 1 >= target else None), True
 
-    def _flush(self, batch: dict[int, int]) -> None:
+    def _flush(self, batch: dict[Partition, int]) -> None:
         if not batch:
             return
-        positions = {(self.topic, p): o for p, o in batch.items()}
+        positions = dict(batch)
         failures = 0
         while True:
             try:

@@ -70,6 +70,7 @@ from core.settings import Settings
 from schemas.dead_letters import headers_of
 from schemas.errors import RegistryError, SerializationError
 from schemas.serde import AvroSerde
+from schemas.topics import event_topic_names
 from sinks.base import EventRecord, Partition, Sink
 from sinks.dead_letter import DeadLetterPublisher
 from sinks.errors import InvalidEventError
@@ -78,7 +79,6 @@ from sinks.policy import Backoff, BatchPolicy
 log = logging.getLogger("cqrs.sinks.runner")
 T = TypeVar("T")
 
-EVENTS_TOPIC = "events"
 DEAD_LETTER_TOPIC = "events-dlq"
 READINESS_INTERVAL_S = 5.0
 PROGRESS_INTERVAL_S = 30.0
@@ -146,7 +146,7 @@ class SinkRunner:
         self.sink = sink
         self.projection = sink.projection
         self.group = sink_group(settings, sink.projection)
-        self.topic = prefix + EVENTS_TOPIC
+        self.topics = event_topic_names(settings)
         self._settings = settings
         self._serde = serde
         self.health = health or Health.for_settings(settings)
@@ -191,12 +191,17 @@ class SinkRunner:
         try:
             self._retrying("set up the store", self.sink.setup)
             consumer.subscribe(
-                [self.topic],
+                self.topics,
                 on_assign=self._on_assign,
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,
             )
-            log.info("sink %s consuming %s as group %s", self.projection, self.topic, self.group)
+            log.info(
+                "sink %s consuming %s as group %s",
+                self.projection,
+                ", ".join(self.topics),
+                self.group,
+            )
             self._loop()
             self._flush()  # the batch under way
             self._settle(block=True)

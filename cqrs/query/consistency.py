@@ -5,7 +5,9 @@ partition of ``events``, with the result. When the gateway has the result, it
 takes that partition's last stable offset ``L``: every record before it is
 decided, and ``L - 1`` is the commit marker of the last committed transaction
 (one transactional writer per partition), at or after the command's events. The
-token carries the aggregate, its version and ``(partition, L - 1)``.
+token carries the aggregate, its version and ``(topic, partition, L - 1)``: the
+topic is the events topic of the aggregate's type (``events`` for a domain with one
+shared pair).
 
 A projection has read the command's events once its sink's consumer group
 committed an offset of at least ``L - 1`` on that partition: the sinks commit
@@ -32,14 +34,15 @@ from typing import Any
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from core.settings import Settings
+from sinks.base import Partition
 from sinks.runner import sink_group
 
 __all__ = ["ConsistencyToken", "PositionWatcher", "TokenError", "sink_group"]
 
 log = logging.getLogger("cqrs.query")
 
-TOKEN_PREFIX = "c1."
+TOKEN_PREFIX = "c2."
+SHARED_TOKEN_PREFIX = "c1."  # tokens without a topic: the shared ``events``
 POLL_S = 0.1
 
 
@@ -53,38 +56,44 @@ class ConsistencyToken:
     version: int
     partition: int  # of the events topic
     offset: int  # a projection that committed this offset has read the command's events
+    topic: str = "events"  # the events topic, before the topic prefix
 
     def encode(self) -> str:
-        body = json.dumps([self.aggregate_id, self.version, self.partition, self.offset])
+        body = json.dumps(
+            [self.aggregate_id, self.version, self.topic, self.partition, self.offset]
+        )
         return TOKEN_PREFIX + base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
 
     @classmethod
     def decode(cls, text: str) -> ConsistencyToken:
-        if not text.startswith(TOKEN_PREFIX):
+        shared = text.startswith(SHARED_TOKEN_PREFIX)
+        if not shared and not text.startswith(TOKEN_PREFIX):
             raise TokenError("not a consistency token (take it from a command's answer)")
-        raw = text.removeprefix(TOKEN_PREFIX)
+        raw = text[len(TOKEN_PREFIX) :]
         try:
             fields = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         except (binascii.Error, ValueError, UnicodeDecodeError):
             raise TokenError("a damaged consistency token") from None
+        if shared and isinstance(fields, list) and len(fields) == 4:
+            fields = [*fields[:2], "events", *fields[2:]]
         if (
             not isinstance(fields, list)
-            or len(fields) != 4
+            or len(fields) != 5
             or not isinstance(fields[0], str)
-            or not all(isinstance(value, int) and value >= 0 for value in fields[1:])
+            or not isinstance(fields[2], str)
+            or not all(isinstance(fields[i], int) and fields[i] >= 0 for i in (1, 3, 4))
         ):
             raise TokenError("a damaged consistency token")
-        return cls(fields[0], fields[1], fields[2], fields[3])
+        return cls(fields[0], fields[1], fields[3], fields[4], fields[2])
 
 
 class PositionWatcher:
-    """Waits until consumer groups have committed given offsets of the events topic."""
+    """Waits until consumer groups have committed given offsets of the event topics."""
 
-    def __init__(self, settings: Settings, admin: AdminClient) -> None:
+    def __init__(self, admin: AdminClient) -> None:
         self._admin = admin
-        self._events = settings.kafka.topic_prefix + "events"
-        # group -> [(partition, offset, future)]
-        self._waits: dict[str, list[tuple[int, int, asyncio.Future[None]]]] = {}
+        # group -> [((topic, partition), offset, future)]
+        self._waits: dict[str, list[tuple[Partition, int, asyncio.Future[None]]]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -97,8 +106,9 @@ class PositionWatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def wait(self, group: str, partition: int, offset: int, timeout_s: float) -> bool:
-        """True once ``group`` committed ``offset`` or more on the partition; False on timeout."""
+    async def wait(self, group: str, partition: Partition, offset: int, timeout_s: float) -> bool:
+        """True once ``group`` committed ``offset`` or more on ``(topic, partition)``; False
+        on timeout."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (partition, offset, future)
         self._waits.setdefault(group, []).append(entry)
@@ -115,10 +125,10 @@ class PositionWatcher:
             if not waiting:
                 self._waits.pop(group, None)
 
-    async def committed(self, group: str, partitions: list[int]) -> dict[int, int]:
+    async def committed(self, group: str, partitions: list[Partition]) -> dict[Partition, int]:
         """The group's committed offsets of ``partitions`` (absent: nothing committed)."""
         request = ConsumerGroupTopicPartitions(
-            group, [TopicPartition(self._events, partition) for partition in partitions]
+            group, [TopicPartition(topic, number) for topic, number in partitions]
         )
 
         def ask() -> Any:
@@ -129,7 +139,7 @@ class PositionWatcher:
 
         answer = await asyncio.to_thread(ask)
         return {
-            tp.partition: tp.offset
+            (tp.topic, tp.partition): tp.offset
             for tp in answer.topic_partitions
             if tp.error is None and tp.offset >= 0
         }

@@ -17,6 +17,7 @@ from confluent_kafka import IsolationLevel, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
+from core.domain import load_domain
 from core.settings import Settings
 from cqrs.client import CommandClient, CommandResult, UnknownCommandError
 from cqrs.query.consistency import ConsistencyToken
@@ -111,7 +112,14 @@ class Gateway:
         self._admin = admin
         self._catalog = catalog
         self._client = CommandClient(settings, catalog, remember=RECENT_RESULTS)
-        self._events = settings.kafka.topic_prefix + "events"
+        self._prefix = settings.kafka.topic_prefix
+        domain = load_domain(settings.domain)
+        # The events topic of each command's aggregate type (before the topic prefix).
+        self._events_of = {
+            name: domain.writer_of(aggregate.name).events
+            for name, (aggregate, _) in domain.command_types.items()
+        }
+        self._first_events = self._prefix + domain.event_topics[0]
         self._partitions: int | None = None
 
     def close(self) -> None:
@@ -182,25 +190,33 @@ class Gateway:
         """The consistency token of an accepted command (None if Kafka does not say in time)."""
         if not result.accepted or result.aggregate_id is None or result.version is None:
             return None
+        topic = self._events_of.get(result.command_type or "")
+        if topic is None:
+            return None
+        events = self._prefix + topic
         try:
             partition = await self.partition_of(result.aggregate_id)
             offsets = await asyncio.to_thread(
                 partition_offsets,
                 self._admin,
-                [(self._events, partition)],
+                [(events, partition)],
                 OffsetSpec.latest(),  # type: ignore[no-untyped-call]
                 IsolationLevel.READ_COMMITTED,
                 5.0,
             )
         except KafkaException:
             return None
-        stable = offsets[(self._events, partition)]
-        return ConsistencyToken(result.aggregate_id, result.version, partition, stable - 1).encode()
+        stable = offsets[(events, partition)]
+        return ConsistencyToken(
+            result.aggregate_id, result.version, partition, stable - 1, topic
+        ).encode()
 
     async def partition_of(self, aggregate_id: str) -> int:
+        """An aggregate's partition of the event topics (all have the same count)."""
         if self._partitions is None:
-            metadata = await asyncio.to_thread(self._admin.list_topics, self._events, 10)
-            self._partitions = len(metadata.topics[self._events].partitions)
+            events = self._first_events
+            metadata = await asyncio.to_thread(self._admin.list_topics, events, 10)
+            self._partitions = len(metadata.topics[events].partitions)
         return partition_for(aggregate_id.encode(), self._partitions)
 
 

@@ -67,7 +67,7 @@ async def honour_token(request: Request, service: QueryService, projection: str)
     WAIT_SECONDS.labels(projection, "token").observe(time.monotonic() - started)
     WAITS.labels(projection, "token", "reached" if reached else "timeout").inc()
     if not reached:
-        lag = await service.lag(projection, token.partition)
+        lag = await service.token_lag(projection, token)
         raise Problem(
             504,
             "consistency-timeout",
@@ -179,7 +179,7 @@ async def _wait_for_version(
     WAITS.labels(name, "version", "timeout" if seen is None else "reached").inc()
     if seen is None:
         current = await _current_version(service, name, store, aggregate_id)
-        lag = await service.lag(name, await service.partition_of(aggregate_id))
+        lag = await service.aggregate_lag(name, aggregate_id)
         raise Problem(
             504,
             "version-timeout",

@@ -26,6 +26,8 @@ from cqrs.query.postgres_reads import PostgresReads, postgres_projections
 from cqrs.query.problems import Problem
 from schemas.catalog import SchemaCatalog
 from schemas.partition_offsets import partition_offsets
+from schemas.topics import event_topic_names
+from sinks.base import Partition
 
 if TYPE_CHECKING:
     from cqrs.query.search_reads import SearchReader
@@ -53,8 +55,9 @@ WAIT_SECONDS = Histogram(
 
 @dataclass(frozen=True)
 class Lag:
-    """Where a projection's sink stands on one partition of ``events``."""
+    """Where a projection's sink stands on one partition of an event topic."""
 
+    topic: str
     partition: int
     committed: int | None
     end: int
@@ -65,6 +68,7 @@ class Lag:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "topic": self.topic,
             "partition": self.partition,
             "committed_offset": self.committed,
             "last_stable_offset": self.end,
@@ -83,9 +87,9 @@ class QueryService:
         self.search: SearchReader | None = None
         self.search_names: list[str] = []
         self._search_settings_ok = True
-        self.positions = PositionWatcher(settings, self.admin)
+        self.positions = PositionWatcher(self.admin)
         self.gateway = Gateway(settings, self.admin, self.catalog)
-        self.events_topic = settings.kafka.topic_prefix + "events"
+        self.event_topics = event_topic_names(settings)
         self.projection_names = [declared.name for declared in domain.projections]
         self._init_search()
 
@@ -132,28 +136,37 @@ class QueryService:
     ) -> bool:
         """Whether the projection has read the token's command within ``timeout_s``."""
         group = sink_group(self.settings, projection)
-        reached = await self.positions.wait(group, token.partition, token.offset, timeout_s)
+        where = (self.settings.kafka.topic_prefix + token.topic, token.partition)
+        reached = await self.positions.wait(group, where, token.offset, timeout_s)
         if reached and self.store_of(projection) == "search":
             # The index answers searches from its last refresh; make it include the write.
             await asyncio.to_thread(self.require_search().refresh, projection)
         return reached
 
-    async def lag(self, projection: str, partition: int) -> Lag | None:
-        """The sink's position on one partition of ``events`` (None when Kafka does not say)."""
+    async def lag(self, projection: str, partitions: list[Partition]) -> Lag | None:
+        """The sink's position on the one of ``partitions`` (event topics') where it is
+        furthest behind (None when Kafka does not say)."""
         group = sink_group(self.settings, projection)
         try:
-            committed = await self.positions.committed(group, [partition])
+            committed = await self.positions.committed(group, partitions)
             ends = await asyncio.to_thread(
                 partition_offsets,
                 self.admin,
-                [(self.events_topic, partition)],
+                partitions,
                 OffsetSpec.latest(),  # type: ignore[no-untyped-call]
                 IsolationLevel.READ_COMMITTED,
                 5.0,
             )
         except KafkaException:
             return None
-        return Lag(partition, committed.get(partition), ends[(self.events_topic, partition)])
+        lags = [Lag(t, n, committed.get((t, n)), ends[(t, n)]) for t, n in partitions]
+        return max(lags, key=lambda lag: -1 if lag.records is None else lag.records)
 
-    async def partition_of(self, aggregate_id: str) -> int:
-        return await self.gateway.partition_of(aggregate_id)
+    async def token_lag(self, projection: str, token: ConsistencyToken) -> Lag | None:
+        topic = self.settings.kafka.topic_prefix + token.topic
+        return await self.lag(projection, [(topic, token.partition)])
+
+    async def aggregate_lag(self, projection: str, aggregate_id: str) -> Lag | None:
+        """The sink's lag where an aggregate's events would be, on every event topic."""
+        number = await self.gateway.partition_of(aggregate_id)
+        return await self.lag(projection, [(topic, number) for topic in self.event_topics])

@@ -27,6 +27,7 @@ from psycopg import sql
 
 from core.settings import Settings
 from schemas.serde import AvroSerde
+from sinks.base import Partition
 from sinks.postgres import schema
 from sinks.postgres.database import Database
 from sinks.postgres.projection import PostgresProjection
@@ -77,19 +78,18 @@ def rebuild(
 
 
 def _live_positions(
-    cur: Cursor, settings: Settings, projection: str, partitions: list[int]
-) -> dict[int, int] | None:
+    cur: Cursor, settings: Settings, projection: str, partitions: list[Partition]
+) -> dict[Partition, int] | None:
     active = schema.active_table_set(cur, settings.sinks.postgres_schema, projection)
     if active is None:
         return None
-    topic = settings.kafka.topic_prefix + "events"
-    found = read_positions(cur, active, projection, [(topic, p) for p in partitions])
-    return {p: found.get((topic, p), 0) for p in partitions}
+    found = read_positions(cur, active, projection, partitions)
+    return {p: found.get(p, 0) for p in partitions}
 
 
 def _targets(
     settings: Settings, projection: str, control: Database, replayer: Replayer
-) -> dict[int, int]:
+) -> dict[Partition, int]:
     """Where the shadow may go now: the live positions (never past them)."""
     partitions = replayer.partitions()
     with control.transaction() as cur:
@@ -135,7 +135,7 @@ def _switch(
     return old
 
 
-def _gap(targets: dict[int, int], replayer: Replayer) -> int:
+def _gap(targets: dict[Partition, int], replayer: Replayer) -> int:
     return sum(max(0, t - replayer.positions.get(p, 0)) for p, t in targets.items())
 
 

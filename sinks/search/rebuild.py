@@ -27,6 +27,7 @@ from typing import Any
 
 from core.settings import Settings
 from schemas.serde import AvroSerde
+from sinks.base import Partition
 from sinks.rebuild import RebuildProgress, RebuildReport, Replayer, SilentProgress
 from sinks.search.backend import SearchBackend, open_backend
 from sinks.search.index import SearchIndex
@@ -97,5 +98,5 @@ def _chase(settings: Settings, replayer: Replayer, progress: RebuildProgress, ta
         progress.phase("catching up with the log", gap)
 
 
-def _gap(ends: dict[int, int], replayer: Replayer) -> int:
+def _gap(ends: dict[Partition, int], replayer: Replayer) -> int:
     return sum(max(0, end - replayer.positions.get(p, 0)) for p, end in ends.items())

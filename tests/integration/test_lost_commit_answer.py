@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from core.domain import load_domain
 from core.settings import Settings
 from processors.transactional_loop import LoopSettings, TransactionalLoop
 from processors.worker import command_task
@@ -68,7 +69,7 @@ def loop_losing(fault: OneCommitLost, settings: Settings) -> TransactionalLoop:
             return fault.wrap(super()._new_producer())
 
     processor = settings.processor
-    task = command_task(settings)
+    task = command_task(settings, load_domain(settings.domain).writers[0])
     assert task.state is not None
     ensure_changelog(settings, task.state.changelog, task.state.source_topic)
     return Losing(

@@ -13,6 +13,7 @@ import uuid
 import pytest
 from confluent_kafka import Producer
 
+from core.domain import load_domain
 from core.settings import Settings
 from cqrs.client import CommandClient
 from processors.partitioning import partition_for
@@ -35,7 +36,7 @@ def pipeline(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) ->
 
 def _damage(pipeline: Pipeline, sku: str, stray: str) -> None:
     """Lose ``sku``'s record; add a record for ``stray``, which no event explains."""
-    topic = changelog_topic(pipeline.settings)
+    topic = changelog_topic(pipeline.settings, load_domain(pipeline.settings.domain).writers[0])
     producer = Producer(pipeline.settings.kafka.confluent_config())
     for aggregate, value in ((sku, None), (stray, b'{"kind":"InventoryItem"}')):
         producer.produce(

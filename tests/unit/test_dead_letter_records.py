@@ -176,16 +176,23 @@ def test_a_replayed_record_keeps_its_own_headers_and_says_where_it_came_from() -
 
 def test_a_replayed_dead_letter_is_skipped_unless_again() -> None:
     once = letter(MARK)
-    skipped = reason_not_to_replay(once, again=False, targets=TARGETS, source_of_truth="p1-events")
+    skipped = reason_not_to_replay(
+        once, again=False, targets=TARGETS, source_of_truth=frozenset({"p1-events"})
+    )
     assert skipped is not None and skipped[0] is Outcome.SKIPPED
     assert "already replayed 2030-01-01" in skipped[1] and "p1-commands/2/17" in skipped[1]
     assert "--again" in skipped[1]
     assert (
-        reason_not_to_replay(once, again=True, targets=TARGETS, source_of_truth="p1-events") is None
+        reason_not_to_replay(
+            once, again=True, targets=TARGETS, source_of_truth=frozenset({"p1-events"})
+        )
+        is None
     )
     fresh = letter()
     assert (
-        reason_not_to_replay(fresh, again=False, targets=TARGETS, source_of_truth="p1-events")
+        reason_not_to_replay(
+            fresh, again=False, targets=TARGETS, source_of_truth=frozenset({"p1-events"})
+        )
         is None
     )
 
@@ -202,7 +209,10 @@ def test_a_dead_letter_goes_only_back_to_a_topic_of_the_pipeline_and_never_to_ev
     original: str | None, says: str
 ) -> None:
     found = reason_not_to_replay(
-        letter(original=original), again=True, targets=TARGETS, source_of_truth="p1-events"
+        letter(original=original),
+        again=True,
+        targets=TARGETS,
+        source_of_truth=frozenset({"p1-events"}),
     )
     assert found is not None and found[0] is Outcome.FAILED and says in found[1]
 
