@@ -262,8 +262,8 @@ class Domain:
             if len(writers) == 1:
                 return writers[0]
             raise ConfigurationError(
-                f"domain {self.name!r} keeps a topic pair per aggregate type: run one worker "
-                f"per aggregate, cqrs worker --aggregate NAME (one of {known})"
+                f"domain {self.name!r} keeps a topic pair per aggregate type, each with a "
+                f"command processor of its own: name one, --aggregate NAME (one of {known})"
             )
         if aggregate not in {a.name for a in self.aggregates}:
             raise ConfigurationError(

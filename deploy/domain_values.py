@@ -38,12 +38,28 @@ def domain_values(settings: Settings) -> dict[str, Any]:
         name: {"enabled": True, "stores": [registry.projection(name, settings).store]}
         for name in registry.names(settings)
     }
+    # One command processor per aggregate type when each has its own topic pair.
+    writers: dict[str, Any] = (
+        {}
+        if domain.topic_layout == "shared"
+        else {
+            writer.aggregates[0]: {
+                "enabled": True,
+                "slug": writer.suffix.removeprefix("-"),
+                "commands": writer.commands,
+            }
+            for writer in domain.writers
+        }
+    )
     return {
         "domain": {"reference": settings.domain, "name": domain.name},
+        "commandProcessor": {"aggregates": writers},
         # Helm merges maps into the chart's defaults (the shop's): null removes an entry.
         "processManagers": {**dict.fromkeys(defaults["processManagers"]), **managers},
         "sinks": {
-            "projections": {**dict.fromkeys(defaults["sinks"]["projections"]), **projections}
+            # A list replaces the chart's default whole.
+            "eventTopics": list(domain.event_topics),
+            "projections": {**dict.fromkeys(defaults["sinks"]["projections"]), **projections},
         },
         "topics": {"table": topic_table(domain)},
     }

@@ -60,7 +60,14 @@ def topic_table(domain: Domain = DEFAULT_DOMAIN) -> dict[str, Any]:
 
 def _changelogs(domain: Domain) -> list[dict[str, Any]]:
     processor = ProcessorSettings()
-    names = {command_task.changelog_topic(processor.app_id): "command processor state"}
+    names = {
+        command_task.changelog_topic(writer.app_id(processor.app_id)): (
+            "command processor state"
+            if domain.topic_layout == "shared"
+            else f"command processor state of {writer.aggregates[0]}"
+        )
+        for writer in domain.writers
+    }
     for manager in domain.process_managers:
         group = processor.process_manager_group(manager.name)
         names[changelog_topic(group, manager.name)] = f"process manager {manager.name} state"

@@ -90,8 +90,11 @@ class Pipeline:
 
     @contextmanager
     def running(self, *commands: str) -> Iterator[Pipeline]:
-        """The pipeline with these workers (``worker``, ``saga``) running, then stopped."""
-        workers = [self.process(command, name=command) for command in commands]
+        """The pipeline with these workers (``worker``, ``saga``, ``worker --aggregate X``)
+        running, then stopped."""
+        workers = [
+            self.process(*command.split(), name=command.replace(" ", "")) for command in commands
+        ]
         try:
             for worker in workers:
                 worker.start()
@@ -127,7 +130,8 @@ class Pipeline:
         serde = self.serde()
         decoded = [
             serde.decode(value)
-            for key, value, _ in self.read("events")
+            for topic in load_domain(self.settings.domain).event_topics
+            for key, value, _ in self.read(topic)
             if aggregate_id is None or key == aggregate_id.encode()
         ]
         return [{"type": d.full_name.rsplit(".", 1)[-1], **d.value} for d in decoded]

@@ -3,7 +3,9 @@
 It is built only with the public API and selected with ``CQRS_DOMAIN``: its
 commands are decided, its events written under its own namespace, its
 rejections, repeats and version conflicts answered as the shop's are, and its
-table rebuilt from its own log by ``cqrs replay state``.
+table rebuilt from its own log by ``cqrs replay state``. Unlike the shop it keeps
+a topic pair per aggregate type, each decided by a command processor of its own
+(``cqrs worker --aggregate Book``, ``... Member``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tests.integration.pipeline import Pipeline, wait_until
 from tests.integration.sink_support import drop_read_models, query
 
 LIBRARY = "tests.library.domain:domain"
+WORKERS = ("worker --aggregate Book", "worker --aggregate Member")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,7 @@ def pipeline(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) ->
         tmp_path_factory.mktemp("state"),
         domain=LIBRARY,
     )
-    with pipeline.running("worker", "saga"):  # the saga: the library's only one, loans
+    with pipeline.running(*WORKERS, "saga"):  # the saga: the library's only one, loans
         yield pipeline
 
 
@@ -66,9 +69,15 @@ def test_the_library_decides_its_own_commands_into_its_own_events(
     assert events[1]["member"] == "m-1"
     subjects = RegistryClient(pipeline.settings.registry).subjects()
     prefix = pipeline.settings.kafka.topic_prefix
-    assert f"{prefix}events-library.events.BookLent" in subjects
-    assert f"{prefix}commands-library.commands.AddBook" in subjects
+    assert f"{prefix}book-events-library.events.BookLent" in subjects
+    assert f"{prefix}book-commands-library.commands.AddBook" in subjects
+    assert f"{prefix}member-commands-library.commands.RecordLoan" in subjects
+    assert f"{prefix}book-commands-library.commands.RecordLoan" not in subjects
     assert not any("cqrs.events.OrderPlaced" in s for s in subjects if s.startswith(prefix))
+    # Each aggregate type's records on its own topics, nothing on a shared pair.
+    assert {key for key, _, _ in pipeline.read("book-events")} >= {book.encode()}
+    assert book.encode() not in {key for key, _, _ in pipeline.read("member-events")}
+    assert pipeline.read("events", idle_s=0.5) == []
 
 
 def test_repeats_and_version_conflicts_are_answered_as_for_any_domain(
@@ -108,19 +117,24 @@ def test_its_process_manager_turns_each_loan_into_a_command_for_the_member(
     assert [e["type"] for e in recorded] == ["LoanRecorded", "LoanRecorded"]
     assert sorted(e["book"] for e in recorded) == sorted(books)
     assert {e["metadata"]["aggregate_type"] for e in recorded} == {"Member"}
-    issued = [r for r in pipeline.read("commands") if r[0] == member.encode()]
+    issued = [r for r in pipeline.read("member-commands") if r[0] == member.encode()]
     commands = [pipeline.serde().decode(value).value["metadata"] for _, value, _ in issued]
     assert [c["issued_by"] for c in commands] == ["cqrs-loans", "cqrs-loans"]
     lent = {e["metadata"]["event_id"] for b in books for e in pipeline.events(b)[1:]}
     assert {c["causation_id"] for c in commands} == lent
 
 
-def test_replay_rebuilds_the_library_table_from_its_log(pipeline: Pipeline) -> None:
-    replayed = pipeline.cli("replay", "state")
+def test_replay_rebuilds_each_aggregate_types_table_from_its_log(pipeline: Pipeline) -> None:
+    for aggregate in ("Book", "Member"):
+        replayed = pipeline.cli("replay", "state", "--aggregate", aggregate)
 
-    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
-    found = re.search(r"(\d+) aggregates rebuilt from the event log; 0 differ", replayed.stdout)
-    assert found and int(found.group(1)) >= 2, replayed.stdout  # the books of the tests above
+        assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+        found = re.search(r"(\d+) aggregates rebuilt from the event log; 0 differ", replayed.stdout)
+        # The books and the members of the tests above.
+        assert found and int(found.group(1)) >= 2, (aggregate, replayed.stdout)
+    unnamed = pipeline.cli("replay", "state")
+    assert unnamed.returncode == 1, unnamed.stdout + unnamed.stderr
+    assert "--aggregate NAME (one of Book, Member)" in unnamed.stderr
 
 
 def test_a_revision_one_event_is_upcast_by_the_running_process_manager(
@@ -130,7 +144,7 @@ def test_a_revision_one_event_is_upcast_by_the_running_process_manager(
     # only the domain's upcaster knows it means member-7.
     pipeline = Pipeline.create(local_stack, tmp_path, tmp_path / "state", domain=LIBRARY)
     settings = pipeline.settings
-    topic = settings.kafka.topic_prefix + "events"
+    topic = settings.kafka.topic_prefix + "book-events"
     ensure_topics(settings)
     v1 = SchemaCatalog.for_domain(load_domain(LIBRARY)).self_contained("library.events.BookLent")
     v1["revision"] = 1
@@ -157,11 +171,11 @@ def test_a_revision_one_event_is_upcast_by_the_running_process_manager(
     producer.produce(topic, b"\0" + schema_id.to_bytes(4, "big") + body.getvalue(), book.encode())
     assert producer.flush(10) == 0
 
-    with pipeline.running("worker", "saga"):
+    with pipeline.running(*WORKERS, "saga"):
         [recorded] = wait_until(lambda: pipeline.events("member-7"), what="member-7's loan")
 
     assert (recorded["type"], recorded["book"]) == ("LoanRecorded", book)
-    [(_, issued, _)] = [r for r in pipeline.read("commands") if r[0] == b"member-7"]
+    [(_, issued, _)] = [r for r in pipeline.read("member-commands") if r[0] == b"member-7"]
     assert pipeline.serde().decode(issued).value["metadata"]["causation_id"] == metadata["event_id"]
     [old] = pipeline.events(book)
     assert old["member"] == "member-7"  # the test's own reader upcasts too
@@ -181,7 +195,7 @@ def test_its_projection_runs_in_a_sink_and_answers_read_your_writes(
     sink = pipeline.process("sink", "run", "books", name="sink", ready="sink books assigned")
     book = f"book-{uuid.uuid4().hex[:6]}"
     try:
-        with pipeline.running("worker"), CommandClient(pipeline.settings) as client:
+        with pipeline.running(*WORKERS), CommandClient(pipeline.settings) as client:
             sink.start()
             client.send_and_wait("AddBook", book, {"title": "Persuasion"})
             lent = client.send_and_wait("LendBook", book, {"member": "member-3"})

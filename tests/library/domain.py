@@ -130,4 +130,6 @@ domain = Domain(
     process_managers=(LOANS,),
     # The read model, by reference: only a process that runs it imports its module.
     projections=(Projection("books", "tests.library.read_models:BOOKS"),),
+    # Unlike the shop, each aggregate type has its own topics and command processor.
+    topic_layout="per-aggregate",
 )

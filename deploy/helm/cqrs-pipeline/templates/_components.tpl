@@ -5,7 +5,7 @@ this one list, so a component cannot have a Deployment but lack its policy.
   kind       StatefulSet (workers: a stable transactional id and data volume per pod) or Deployment
   args       arguments of the image's `cqrs` entrypoint
   needs      what it talks to besides Kafka: registry, postgres, search
-  group/topic  the consumer group and topic KEDA watches (empty: not scaled)
+  group/topics the consumer group and the topics KEDA watches (none: not scaled)
   httpPort   a second port, `http`, that the component serves (registry, query; absent: none)
   metricsPort  name of the port serving /metrics, /livez and /readyz: `metrics`
              (metrics.port) for all but the query service, which serves them on `http`
@@ -15,18 +15,28 @@ this one list, so a component cannot have a Deployment but lack its policy.
 {{- $v := .Values -}}
 {{- $items := list -}}
 {{- if $v.commandProcessor.enabled -}}
-{{- $c := $v.commandProcessor -}}
-{{- $items = append $items (dict "name" "command-processor" "kind" "StatefulSet" "args" (list "worker") "needs" (list "registry") "replicas" $c.replicas "resources" $c.resources "grace" $c.terminationGracePeriodSeconds "store" $c.store "standby" $c.standbyReplicas "persistence" $c.persistence "group" "cqrs-command-processor" "topic" "commands" "autoscaling" $c.autoscaling) -}}
+{{- $base := omit (deepCopy $v.commandProcessor) "aggregates" -}}
+{{- if $v.commandProcessor.aggregates -}}
+{{- range $aggregate, $entry := $v.commandProcessor.aggregates -}}
+{{- if and $entry $entry.enabled -}}
+{{- $c := mergeOverwrite (deepCopy $base) (deepCopy $entry) -}}
+{{- $items = append $items (dict "name" (printf "command-processor-%s" $c.slug) "kind" "StatefulSet" "args" (list "worker" "--aggregate" $aggregate) "needs" (list "registry") "replicas" $c.replicas "resources" $c.resources "grace" $c.terminationGracePeriodSeconds "store" $c.store "standby" $c.standbyReplicas "persistence" $c.persistence "group" (printf "cqrs-command-processor-%s" $c.slug) "topics" (list $c.commands) "autoscaling" $c.autoscaling) -}}
+{{- end -}}
+{{- end -}}
+{{- else -}}
+{{- $c := $base -}}
+{{- $items = append $items (dict "name" "command-processor" "kind" "StatefulSet" "args" (list "worker") "needs" (list "registry") "replicas" $c.replicas "resources" $c.resources "grace" $c.terminationGracePeriodSeconds "store" $c.store "standby" $c.standbyReplicas "persistence" $c.persistence "group" "cqrs-command-processor" "topics" (list "commands") "autoscaling" $c.autoscaling) -}}
+{{- end -}}
 {{- end -}}
 {{- range $name, $manager := $v.processManagers -}}
 {{- if $manager.enabled -}}
 {{- $c := merge (deepCopy $manager) (deepCopy $v.processManager) -}}
-{{- $items = append $items (dict "name" (printf "pm-%s" $name) "kind" "StatefulSet" "args" (list "saga" $name) "needs" (list "registry") "replicas" $c.replicas "resources" $c.resources "grace" $c.terminationGracePeriodSeconds "store" $c.store "standby" $c.standbyReplicas "persistence" $c.persistence "group" (printf "cqrs-%s" $name) "topic" "" "autoscaling" dict) -}}
+{{- $items = append $items (dict "name" (printf "pm-%s" $name) "kind" "StatefulSet" "args" (list "saga" $name) "needs" (list "registry") "replicas" $c.replicas "resources" $c.resources "grace" $c.terminationGracePeriodSeconds "store" $c.store "standby" $c.standbyReplicas "persistence" $c.persistence "group" (printf "cqrs-%s" $name) "topics" list "autoscaling" dict) -}}
 {{- end -}}
 {{- end -}}
 {{- range $projection, $sink := $v.sinks.projections -}}
 {{- if $sink.enabled -}}
-{{- $items = append $items (dict "name" (printf "sink-%s" $projection) "kind" "Deployment" "args" (list "sink" "run" $projection) "needs" (concat (list "registry") $sink.stores) "replicas" $v.sinks.replicas "resources" $v.sinks.resources "grace" $v.sinks.terminationGracePeriodSeconds "group" (printf "cqrs-sink-%s" $projection) "topic" "events" "autoscaling" $v.sinks.autoscaling) -}}
+{{- $items = append $items (dict "name" (printf "sink-%s" $projection) "kind" "Deployment" "args" (list "sink" "run" $projection) "needs" (concat (list "registry") $sink.stores) "replicas" $v.sinks.replicas "resources" $v.sinks.resources "grace" $v.sinks.terminationGracePeriodSeconds "group" (printf "cqrs-sink-%s" $projection) "topics" $v.sinks.eventTopics "autoscaling" $v.sinks.autoscaling) -}}
 {{- end -}}
 {{- end -}}
 {{- if $v.query.enabled -}}
@@ -35,13 +45,13 @@ this one list, so a component cannot have a Deployment but lack its policy.
 {{- fail "query.apiKeys.existingSecret is empty: the query service needs API keys (it refuses to listen beyond loopback without them); name a Secret holding, under query.apiKeys.key, a JSON list of {\"name\", \"key\", \"scopes\"}, or set query.enabled=false" -}}
 {{- end -}}
 {{- $port := int $q.port -}}
-{{- $items = append $items (dict "name" "query" "kind" "Deployment" "args" (list "query" "serve" "--host" "0.0.0.0" "--port" (toString $port)) "needs" (list "registry" "postgres" "search") "replicas" $q.replicas "resources" $q.resources "grace" $q.terminationGracePeriodSeconds "group" "" "topic" "" "autoscaling" dict "httpPort" $port "metricsPort" "http" "postgresRole" "reader" "apiKeys" $q.apiKeys) -}}
+{{- $items = append $items (dict "name" "query" "kind" "Deployment" "args" (list "query" "serve" "--host" "0.0.0.0" "--port" (toString $port)) "needs" (list "registry" "postgres" "search") "replicas" $q.replicas "resources" $q.resources "grace" $q.terminationGracePeriodSeconds "group" "" "topics" list "autoscaling" dict "httpPort" $port "metricsPort" "http" "postgresRole" "reader" "apiKeys" $q.apiKeys) -}}
 {{- end -}}
 {{- if $v.lagExporter.enabled -}}
-{{- $items = append $items (dict "name" "lag-exporter" "kind" "Deployment" "args" (list "lag" "serve") "needs" list "replicas" 1 "resources" $v.lagExporter.resources "grace" $v.lagExporter.terminationGracePeriodSeconds "group" "" "topic" "" "autoscaling" dict) -}}
+{{- $items = append $items (dict "name" "lag-exporter" "kind" "Deployment" "args" (list "lag" "serve") "needs" list "replicas" 1 "resources" $v.lagExporter.resources "grace" $v.lagExporter.terminationGracePeriodSeconds "group" "" "topics" list "autoscaling" dict) -}}
 {{- end -}}
 {{- if $v.registry.embedded -}}
-{{- $items = append $items (dict "name" "registry" "kind" "Deployment" "args" (list "registry") "needs" list "replicas" 1 "resources" $v.registry.resources "grace" $v.registry.terminationGracePeriodSeconds "group" "" "topic" "" "autoscaling" dict "httpPort" (int $v.registry.port)) -}}
+{{- $items = append $items (dict "name" "registry" "kind" "Deployment" "args" (list "registry") "needs" list "replicas" 1 "resources" $v.registry.resources "grace" $v.registry.terminationGracePeriodSeconds "group" "" "topics" list "autoscaling" dict "httpPort" (int $v.registry.port)) -}}
 {{- end -}}
 {{- toJson (dict "items" $items) -}}
 {{- end -}}
