@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -42,6 +42,7 @@ from pydantic_settings import (
 )
 
 from core.errors import ConfigurationError
+from core.kafka_logs import LIBRDKAFKA_LOG
 from core.query_settings import QuerySettings
 
 CONFIG_FILE_ENV = "CQRS_CONFIG_FILE"
@@ -91,11 +92,14 @@ class KafkaSettings(_Section):
     )
 
     def confluent_config(self) -> KafkaConfig:
-        """librdkafka properties for connection and security (no behaviour tuning)."""
+        """librdkafka properties for connection and security (no behaviour tuning),
+        and the logger its log lines go to (``core.kafka_logs``)."""
         config: KafkaConfig = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol.lower(),
             "client.id": self.client_id,
+            # An object, which confluent-kafka's type hints for the dict do not admit.
+            "logger": cast(Any, LIBRDKAFKA_LOG),
         }
         if self.sasl_mechanism:
             config["sasl.mechanism"] = self.sasl_mechanism

@@ -12,7 +12,7 @@ import typer
 
 from core.domain import Domain, load_domain
 from core.errors import ConfigurationError, PipelineError
-from core.logs import configure_logging
+from core.logs import configure_logging, keep_librdkafka_back
 from core.settings import Settings, load_settings
 from cqrs.cli_deploy import deploy_app
 from cqrs.cli_dlq import dlq_app
@@ -411,6 +411,7 @@ UsageError: type[Exception] = _CLICK_ERRORS["UsageError"]
 
 def main() -> None:
     """Run the command line; every failure ends in one line on stderr and an exit code."""
+    keep_librdkafka_back()  # until a long-running command configures logging
     try:
         code = app(standalone_mode=False)
     except UsageError as error:

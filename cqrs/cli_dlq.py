@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
@@ -31,14 +30,6 @@ CodeOption = Annotated[
 ]
 
 
-def _kafka_log() -> logging.Logger:
-    # librdkafka would print a line per failed connection attempt; one clear error instead.
-    quiet = logging.getLogger("cqrs.dead_letters.cli")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
-    return quiet
-
-
 def _progress(line: str) -> None:
     # For a person watching only: stdout stays the command's output, and a failure
     # read by a script stays the one line on stderr.
@@ -60,9 +51,7 @@ def list_letters(
 
     settings = load_settings()
     _progress(f"reading {_known(settings, topic) or 'every dead-letter topic'}…")
-    letters = list_dead_letters(
-        settings, topic=topic, limit=limit, code=code, kafka_log=_kafka_log()
-    )
+    letters = list_dead_letters(settings, topic=topic, limit=limit, code=code)
     if as_json:
         print(json.dumps([letter.as_dict() for letter in letters], indent=2))
     elif letters:
@@ -85,9 +74,7 @@ def show(
     from cqrs.dead_letter_tools import show_dead_letter
 
     ref = _one_ref(where)
-    detail = show_dead_letter(
-        load_settings(), ref.topic, ref.partition, ref.offset, kafka_log=_kafka_log()
-    )
+    detail = show_dead_letter(load_settings(), ref.topic, ref.partition, ref.offset)
     if as_json:
         print(json.dumps(detail.as_dict(), indent=2))
     else:
@@ -123,9 +110,7 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to an argument or optio
     for selection in selections:
         _known(settings, selection.topic)
     _progress("reading the dead letters…" if yes else "dry run: reading the dead letters…")
-    report = replay_dead_letters(
-        settings, selections, again=again, dry_run=not yes, kafka_log=_kafka_log()
-    )
+    report = replay_dead_letters(settings, selections, again=again, dry_run=not yes)
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
     else:

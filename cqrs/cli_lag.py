@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import threading
 from collections.abc import Sequence
@@ -49,11 +48,7 @@ def show(
 
     settings = load_settings()
     groups = [*product_groups(settings), *_extra(group)]
-    # librdkafka would print a line per failed connection attempt; one clear error instead.
-    quiet = logging.getLogger("cqrs.lag.librdkafka")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
-    monitor = LagMonitor(settings, exact_limit=exact_limit, kafka_log=quiet)
+    monitor = LagMonitor(settings, exact_limit=exact_limit)
     try:
         monitor.reachable()
         lags = monitor.measure(groups)

@@ -30,6 +30,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     OffsetSpec,
 )
 
+from core.kafka_logs import served
 from core.settings import Settings
 from cqrs.dead_letter_records import (
     DeadLetter,
@@ -63,14 +64,11 @@ def replays_topic(settings: Settings) -> str:
 class DeadLetterReader:
     """Reads whole partitions or single records; not thread-safe (one per call)."""
 
-    def __init__(
-        self, settings: Settings, timeout_s: float = 30.0, kafka_log: logging.Logger | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, timeout_s: float = 30.0) -> None:
         config: dict[str, Any] = {**settings.kafka.confluent_config()}
-        config["logger"] = kafka_log or log.getChild("librdkafka")
         self._bootstrap = settings.kafka.bootstrap_servers
         self._timeout_s = timeout_s
-        self._admin = AdminClient(config)
+        self._admin = served(AdminClient(config))
         self._consumer = Consumer(
             {
                 **config,

@@ -123,7 +123,6 @@ def replay_dead_letters(
     dry_run: bool = False,
     by: str | None = None,
     timeout_s: float = 30.0,
-    kafka_log: logging.Logger | None = None,
 ) -> ReplayReport:
     """Replay the selected dead letters (each once, in selection order); with ``dry_run``
     only say what would be replayed. ``by`` names who replays (default: user@host)."""
@@ -133,8 +132,8 @@ def replay_dead_letters(
         raise BadSelectionError(
             "nothing selected: name dead letters (TOPIC/PARTITION/OFFSET), a topic or a code"
         )
-    producer = None if dry_run else _producer(settings, timeout_s, kafka_log)
-    with DeadLetterReader(settings, timeout_s, kafka_log) as reader:
+    producer = None if dry_run else _producer(settings, timeout_s)
+    with DeadLetterReader(settings, timeout_s) as reader:
         marks = replay_marks(reader, replays_topic(settings))
         candidates = _candidates(reader, chosen, list(known.values()), marks)
         allowed = _targets(settings)
@@ -229,7 +228,7 @@ def _planned(candidate: _Candidate) -> ReplayOutcome:
     return ReplayOutcome(candidate.ref, Outcome.PLANNED, None, candidate.letter.original_topic)
 
 
-def _producer(settings: Settings, timeout_s: float, kafka_log: logging.Logger | None) -> Producer:
+def _producer(settings: Settings, timeout_s: float) -> Producer:
     """The replays' transactional producer, started; the replay record topic exists."""
     spec = next(s for s in settings_topic_specs(settings) if s.name == DEAD_LETTER_REPLAYS)
     try:
@@ -237,7 +236,6 @@ def _producer(settings: Settings, timeout_s: float, kafka_log: logging.Logger | 
         producer = Producer(
             {
                 **settings.kafka.confluent_config(),
-                "logger": kafka_log or log.getChild("librdkafka"),
                 "transactional.id": settings.kafka.topic_prefix + TRANSACTIONAL_ID,
                 "partitioner": "murmur2_random",  # Kafka's own: keys land as Java's do
             }

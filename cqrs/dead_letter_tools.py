@@ -22,7 +22,6 @@ Topics are named by their logical name (``commands-dlq``) or their real one
 from __future__ import annotations
 
 import heapq
-import logging
 
 from core.domain import load_domain
 from core.settings import Settings
@@ -84,7 +83,6 @@ def list_dead_letters(
     limit: int = 100,
     code: str | None = None,
     timeout_s: float = 30.0,
-    kafka_log: logging.Logger | None = None,
 ) -> list[DeadLetter]:
     """The newest ``limit`` dead letters (of ``topic``, with ``code``), oldest first.
 
@@ -96,7 +94,7 @@ def list_dead_letters(
         raise BadSelectionError(f"limit must be at least 1, not {limit}")
     known = dead_letter_topics(settings)
     topics = [resolve_topic(topic, known)] if topic is not None else list(known.values())
-    with DeadLetterReader(settings, timeout_s, kafka_log) as reader:
+    with DeadLetterReader(settings, timeout_s) as reader:
         marks = replay_marks(reader, replays_topic(settings))
         now = now_ms()
         letters = (letter_of(message, marks, now) for message in reader.scan(topics))
@@ -116,11 +114,10 @@ def show_dead_letter(
     offset: int,
     *,
     timeout_s: float = 30.0,
-    kafka_log: logging.Logger | None = None,
 ) -> DeadLetterDetail:
     """The dead letter at ``topic``/``partition``/``offset`` in full."""
     ref = DeadLetterRef(resolve_topic(topic, dead_letter_topics(settings)), partition, offset)
-    with DeadLetterReader(settings, timeout_s, kafka_log) as reader:
+    with DeadLetterReader(settings, timeout_s) as reader:
         marks = replay_marks(reader, replays_topic(settings))
         message = reader.at(ref)
     letter = letter_of(message, marks, now_ms())

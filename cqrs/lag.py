@@ -26,7 +26,6 @@ For each group and each partition of the topics it reads:
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,6 +48,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 
 from core.domain import load_domain
 from core.errors import PipelineError
+from core.kafka_logs import served
 from core.settings import Settings
 from processors.process_manager_task import inbox_topic
 from schemas.partition_offsets import partition_offsets
@@ -175,13 +175,10 @@ class LagMonitor:
         settings: Settings,
         exact_limit: int = DEFAULT_EXACT_LIMIT,
         timeout_s: float = 10.0,
-        kafka_log: logging.Logger | None = None,
     ) -> None:
         config: dict[str, Any] = {**settings.kafka.confluent_config()}
-        if kafka_log is not None:
-            config["logger"] = kafka_log  # librdkafka's lines go there, not to stderr
         self._bootstrap = settings.kafka.bootstrap_servers
-        self._admin = AdminClient(config)
+        self._admin = served(AdminClient(config))
         self._probe = Consumer(
             {
                 **config,
@@ -197,6 +194,7 @@ class LagMonitor:
         self._timeout_s = timeout_s
 
     def close(self) -> None:
+        self._probe.poll(0)  # hands over its queued log lines (it holds no assignment now)
         self._probe.close()
 
     def reachable(self) -> None:

@@ -39,6 +39,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
+from core.kafka_logs import served
 from core.settings import KafkaConfig
 from processors.local_store import LocalStore, usable
 from processors.state import PartitionedState
@@ -265,7 +266,7 @@ class ChangelogRestore:
         try:
             self._restore_consumer().list_topics(self.topic, timeout=5)
             if self._admin is None:
-                self._admin = AdminClient(self.kafka)
+                self._admin = served(AdminClient(self.kafka))
             self._admin.list_topics(self.topic, timeout=5)
         except KafkaException as error:  # only a head start: the restore retries on its own
             log.debug("could not prepare the restore of %s: %s", self.topic, error)
@@ -273,7 +274,7 @@ class ChangelogRestore:
     def _watermarks(self, partitions: list[int], spec: OffsetSpec) -> dict[int, int]:
         """Uncommitted offsets (earliest or latest) of changelog partitions."""
         if self._admin is None:
-            self._admin = AdminClient(self.kafka)
+            self._admin = served(AdminClient(self.kafka))
         try:
             offsets = partition_offsets(
                 self._admin,

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from confluent_kafka import ConsumerGroupState, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
+from core.kafka_logs import served
 from core.settings import KafkaConfig
 from processors.strays import Strays, close_strays
 
@@ -108,7 +109,7 @@ class DepartedMembers:
 
     def _describe(self) -> tuple[bool, set[str]]:
         if self._admin is None:
-            self._admin = AdminClient(self._departures.kafka)
+            self._admin = served(AdminClient(self._departures.kafka))
         group = self._departures.group_id
         try:
             future = self._admin.describe_consumer_groups([group], request_timeout=ATTEMPT_S)

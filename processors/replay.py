@@ -27,6 +27,7 @@ from confluent_kafka.admin import AdminClient
 
 from core.domain import Writer, load_domain
 from core.errors import PipelineError
+from core.kafka_logs import served
 from core.settings import Settings
 from processors.command_processing import AggregateRecord, apply_writes, window_writes
 from processors.command_task import changelog_topic as _changelog_of
@@ -278,7 +279,7 @@ def write_table(
 ) -> None:
     """Replace the changelog's content in one transaction; refuses while a worker runs."""
     group = writer.app_id(settings.processor.app_id)
-    admin = AdminClient(settings.kafka.confluent_config())
+    admin = served(AdminClient(settings.kafka.confluent_config()))
     [description] = admin.describe_consumer_groups([group]).values()
     members = description.result(timeout=15).members
     if members:

@@ -39,6 +39,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from core.kafka_logs import served
 from core.metrics import STANDBY_LAG_RECORDS, STANDBY_READY
 from core.settings import KafkaConfig
 from processors.local_store import LocalStore
@@ -227,7 +228,7 @@ class StandbyFollower:
                 return
             self._next_refresh = now + REFRESH_S
             if self._admin is None:
-                self._admin = AdminClient(self.kafka)
+                self._admin = served(AdminClient(self.kafka))
             futures = self._admin.describe_consumer_groups([self.group_id], request_timeout=5)
             self._asked = futures[self.group_id]
             return

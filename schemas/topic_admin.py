@@ -22,6 +22,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from core.domain import Writer
 from core.errors import ConfigurationError
+from core.kafka_logs import served
 from core.settings import Settings
 from schemas.topics import TopicSpec, settings_topic_specs
 
@@ -49,7 +50,7 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> l
     In ``verify`` mode nothing is created: a missing or differently partitioned
     topic raises ``ConfigurationError``.
     """
-    admin = AdminClient(settings.kafka.confluent_config())
+    admin = served(AdminClient(settings.kafka.confluent_config()))
     existing = admin.list_topics(timeout=15).topics
     if settings.kafka.topic_creation == "verify":
         verify_topics(settings, specs or settings_topic_specs(settings), existing)
@@ -119,7 +120,7 @@ def verify_topics(
 def partition_count(settings: Settings, logical_name: str) -> int:
     """How many partitions a product topic really has (it may predate the settings)."""
     name = settings.kafka.topic_prefix + logical_name
-    admin = AdminClient(settings.kafka.confluent_config())
+    admin = served(AdminClient(settings.kafka.confluent_config()))
     topic = admin.list_topics(name, timeout=15).topics.get(name)
     if topic is None or topic.error is not None or not topic.partitions:
         raise KafkaException(f"topic {name} is missing; start a worker to create it")
@@ -134,7 +135,7 @@ DEFAULT_DELETE_RETENTION_MS = 86_400_000  # Kafka's default delete.retention.ms
 
 def delete_retention_s(settings: Settings, topic: str) -> float:
     """How long the compacted ``topic`` keeps tombstones (its ``delete.retention.ms``)."""
-    admin = AdminClient(settings.kafka.confluent_config())
+    admin = served(AdminClient(settings.kafka.confluent_config()))
     resource = ConfigResource(ResourceType.TOPIC, topic)
     configs = _asking(
         f"cannot read the configuration of {topic}",
@@ -170,7 +171,7 @@ def _asking(failure: str, call: Callable[[], _T], timeout_s: float = 60) -> _T:
 
 def topic_id(settings: Settings, topic: str) -> str:
     """The Kafka topic id of ``topic``: it changes when a topic is deleted and created again."""
-    admin = AdminClient(settings.kafka.confluent_config())
+    admin = served(AdminClient(settings.kafka.confluent_config()))
     described = _asking(
         f"cannot describe {topic}",
         lambda: admin.describe_topics(TopicCollection([topic]))[topic].result(timeout=30),
@@ -184,7 +185,7 @@ def ensure_changelog(settings: Settings, name: str, source_logical_name: str) ->
     ``source_logical_name`` is the full name of the input topic whose partitions
     own the state. In ``verify`` mode the changelog must exist already.
     """
-    admin = AdminClient(settings.kafka.confluent_config())
+    admin = served(AdminClient(settings.kafka.confluent_config()))
     topics = admin.list_topics(timeout=15).topics
     source = topics.get(source_logical_name)
     if source is None or not source.partitions:

@@ -18,6 +18,7 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 from prometheus_client import Counter, Histogram
 
 from core.domain import load_domain
+from core.kafka_logs import served
 from core.settings import Settings
 from cqrs.query.auth import Keys
 from cqrs.query.consistency import ConsistencyToken, PositionWatcher, sink_group
@@ -82,7 +83,7 @@ class QueryService:
         self.keys = Keys(settings.query.all_api_keys())
         domain = load_domain(settings.domain)
         self.catalog = SchemaCatalog.for_domain(domain)
-        self.admin = AdminClient(settings.kafka.confluent_config())
+        self.admin = served(AdminClient(settings.kafka.confluent_config()))
         self.postgres = PostgresReads(settings, postgres_projections(settings))
         self.search: SearchReader | None = None
         self.search_names: list[str] = []

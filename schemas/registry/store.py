@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from core.errors import ConfigurationError, StackError
+from core.kafka_logs import served
 from core.settings import Settings
 from schemas.registry.state import LogRecord, RegistryState
 
@@ -81,7 +82,7 @@ class KafkaSchemaLog:
             raise StackError(f"could not persist to schema topic {self._topic}: {reason}")
 
     def _ensure_topic(self) -> None:
-        admin = AdminClient(self._kafka)
+        admin = served(AdminClient(self._kafka))
         if self._topic in admin.list_topics(timeout=10).topics:
             return
         if not self._may_create_topic:
