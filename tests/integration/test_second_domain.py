@@ -21,16 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import httpx
 import pytest
 from confluent_kafka import Producer
 
 from core.domain import load_domain
 from core.settings import Settings
 from cqrs.client import CommandClient, UnknownCommandError
+from cqrs.query.consistency import ConsistencyToken
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.topic_admin import ensure_topics
-from tests.integration.pipeline import Pipeline, wait_until
+from tests.integration.pipeline import Pipeline, answers_ok, wait_until
+from tests.integration.query_support import free_port
 from tests.integration.sink_support import drop_read_models, query
 
 LIBRARY = "tests.library.domain:domain"
@@ -193,10 +196,15 @@ def test_its_projection_runs_in_a_sink_and_answers_read_your_writes(
         env={**created.env, "CQRS_SINKS__POSTGRES_SCHEMA": schema},
     )
     sink = pipeline.process("sink", "run", "books", name="sink", ready="sink books assigned")
+    port = free_port()
+    server = pipeline.process(
+        "query", "serve", "--port", str(port), name="query", ready="query service on"
+    )
     book = f"book-{uuid.uuid4().hex[:6]}"
     try:
         with pipeline.running(*WORKERS), CommandClient(pipeline.settings) as client:
             sink.start()
+            server.start()
             client.send_and_wait("AddBook", book, {"title": "Persuasion"})
             lent = client.send_and_wait("LendBook", book, {"member": "member-3"})
             shown = client.wait_for_projection("books", book, lent.version or 0)
@@ -206,10 +214,30 @@ def test_its_projection_runs_in_a_sink_and_answers_read_your_writes(
                 book,
             )
             listed = pipeline.cli("projections", "list")
+            # Through the query service: the gateway's token names the Book events topic,
+            # and a read that carries it waits for the sink on that topic.
+            base = f"http://127.0.0.1:{port}"
+            wait_until(lambda: answers_ok(f"{base}/readyz"), 60, "query service ready")
+            with httpx.Client(base_url=base, timeout=60) as api:
+                returned = api.post(
+                    "/commands/AddBook",
+                    json={"aggregate_id": f"{book}-2", "payload": {"title": "Emma"}},
+                )
+                token = returned.json().get("consistency_token", "")
+                view = api.get(
+                    f"/projections/books/{book}-2",
+                    headers={"X-Consistency-Token": token},
+                    params={"timeout": "20"},
+                )
     finally:
+        server.stop()
         sink.stop()
         drop_read_models(pipeline.settings)
 
     assert shown == 2
     assert rows == [("Persuasion", "member-3", 2)]
+    assert returned.status_code == 200, returned.text
+    assert ConsistencyToken.decode(token).topic == "book-events"
+    assert view.status_code == 200, view.text
+    assert (view.json()["title"], view.json()["version"]) == ("Emma", 1)
     assert listed.returncode == 0 and listed.stdout.startswith("books "), listed.stdout
