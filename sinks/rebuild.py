@@ -23,12 +23,10 @@ from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from core.errors import SinkError
+from core.errors import InvalidEventError, SerializationError, SinkError
 from core.settings import Settings
-from schemas.errors import SerializationError
 from schemas.serde import AvroSerde
 from sinks.base import Sink
-from sinks.errors import InvalidEventError
 from sinks.policy import Backoff, BatchPolicy
 from sinks.runner import EVENTS_TOPIC, TRANSIENT, event_record
 

@@ -32,19 +32,16 @@ from typing import Any
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from core.errors import TokenError
 from core.settings import Settings
 from sinks.runner import sink_group
 
-__all__ = ["ConsistencyToken", "PositionWatcher", "TokenError", "sink_group"]
+__all__ = ["ConsistencyToken", "PositionWatcher", "sink_group"]
 
 log = logging.getLogger("cqrs.query")
 
 TOKEN_PREFIX = "c1."
 POLL_S = 0.1
-
-
-class TokenError(ValueError):
-    """Not a consistency token of this service."""
 
 
 @dataclass(frozen=True)
