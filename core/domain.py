@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, VersionConflictError
 from core.upcasting import Upcasters
 
 State = TypeVar("State")
@@ -340,3 +340,9 @@ def load_domain(spec: str) -> Domain:
             f"{setting}: the domain's schema folder {found.schemas} does not exist"
         )
     return found
+
+
+def check_expected_version(expected: int | None, current: int) -> None:
+    """Optimistic concurrency: ``None`` skips the check."""
+    if expected is not None and expected != current:
+        raise VersionConflictError(expected, current)

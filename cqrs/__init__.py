@@ -14,16 +14,16 @@ from core.domain import (
     ProcessManager,
     Projection,
     View,
+    check_expected_version,
     load_domain,
 )
-from core.domain_errors import (
+from core.errors import (
     AggregateNotFoundError,
     AlreadyExistsError,
     DomainError,
     IllegalTransitionError,
     InvalidCommandError,
     VersionConflictError,
-    check_expected_version,
 )
 from core.settings import Settings, load_settings
 from core.upcasting import Upcasters

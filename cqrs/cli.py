@@ -352,7 +352,8 @@ def send(  # noqa: PLR0917 - typer maps each parameter to an option
     ] = None,
 ) -> None:
     """Send one command; prints its result (exit 3 when rejected)."""
-    from cqrs.client import CommandClient, UnknownCommandError
+    from core.errors import UnknownCommandError
+    from cqrs.client import CommandClient
 
     try:
         fields = json.loads(payload)

@@ -139,7 +139,8 @@ def _one_ref(where: Sequence[str]) -> DeadLetterRef:
 
 
 def _parsed(text: str) -> DeadLetterRef:
-    from cqrs.dead_letter_records import DeadLetterError, parse_selection
+    from core.errors import DeadLetterError
+    from cqrs.dead_letter_records import parse_selection
 
     try:
         return parse_selection(text)

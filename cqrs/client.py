@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from core.domain import load_domain
-from core.errors import PipelineError
+from core.errors import CommandTimeoutError, PipelineError, UnknownCommandError
 from core.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
@@ -41,14 +41,6 @@ class CommandResult:
     @property
     def accepted(self) -> bool:
         return self.status == "ACCEPTED"
-
-
-class CommandTimeoutError(PipelineError):
-    """No result arrived in time: is a command processor running (``cqrs worker``)?"""
-
-
-class UnknownCommandError(PipelineError, ValueError):
-    """The name is not one of the domain's commands."""
 
 
 class CommandClient:

@@ -30,12 +30,11 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     OffsetSpec,
 )
 
+from core.errors import DeadLetterError, DeadLetterNotFoundError
 from core.kafka_logs import served
 from core.settings import Settings
 from cqrs.dead_letter_records import (
     DeadLetter,
-    DeadLetterError,
-    DeadLetterNotFoundError,
     DeadLetterRef,
     ReplayMark,
     dead_letter,

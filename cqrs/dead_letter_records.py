@@ -22,24 +22,12 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from core.errors import PipelineError
+from core.errors import BadSelectionError, DeadLetterNotFoundError
 from schemas.dead_letters import REPLAYED_FROM, is_dead_letter_header
 
 Headers = Sequence[tuple[str, str | bytes | None]]
 TextHeaders = tuple[tuple[str, str | None], ...]
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")  # what Kafka accepts as a topic name
-
-
-class DeadLetterError(PipelineError):
-    """A dead letter cannot be found, read or replayed; the message says why."""
-
-
-class BadSelectionError(DeadLetterError, ValueError):
-    """A selection of dead letters that means nothing (``commands-dlq/x/1``, no criteria)."""
-
-
-class DeadLetterNotFoundError(DeadLetterError, LookupError):
-    """No such dead-letter topic, partition, or record at that offset."""
 
 
 @dataclass(frozen=True, order=True)

@@ -29,6 +29,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from core.errors import BadSelectionError, DeadLetterError, DeadLetterNotFoundError
 from core.settings import Settings
 from cqrs.dead_letter_reading import (
     DeadLetterReader,
@@ -39,10 +40,7 @@ from cqrs.dead_letter_reading import (
     replays_topic,
 )
 from cqrs.dead_letter_records import (
-    BadSelectionError,
     DeadLetter,
-    DeadLetterError,
-    DeadLetterNotFoundError,
     DeadLetterRef,
     Matching,
     Outcome,

@@ -24,6 +24,13 @@ from __future__ import annotations
 import heapq
 
 from core.domain import load_domain
+from core.errors import (
+    BadSelectionError,
+    DeadLetterError,
+    DeadLetterNotFoundError,
+    RegistryError,
+    SerializationError,
+)
 from core.settings import Settings
 from cqrs.dead_letter_reading import (
     DeadLetterReader,
@@ -34,11 +41,8 @@ from cqrs.dead_letter_reading import (
     replays_topic,
 )
 from cqrs.dead_letter_records import (
-    BadSelectionError,
     DeadLetter,
     DeadLetterDetail,
-    DeadLetterError,
-    DeadLetterNotFoundError,
     DeadLetterRef,
     Matching,
     Outcome,
@@ -52,7 +56,6 @@ from cqrs.dead_letter_records import (
 from cqrs.dead_letter_replay import ReplayOutcome, ReplayReport, replay_dead_letters
 from schemas.catalog import SchemaCatalog
 from schemas.dead_letters import headers_of
-from schemas.errors import RegistryError, SerializationError
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
 

@@ -22,9 +22,12 @@ class QueryApi:
 
     def command(self, kind: str, aggregate_id: str, **payload: Any) -> dict[str, Any]:
         """Send a command through the gateway; its answer (with a consistency token)."""
-        answer = self._http.post(
-            f"/commands/{kind}", json={"aggregate_id": aggregate_id, "payload": payload}
-        )
+        try:
+            answer = self._http.post(
+                f"/commands/{kind}", json={"aggregate_id": aggregate_id, "payload": payload}
+            )
+        except httpx.HTTPError as error:
+            raise PipelineError(f"POST /commands/{kind} at {self.url}: {error}") from error
         if answer.status_code != 200:
             raise PipelineError(f"POST /commands/{kind}: {answer.status_code} {answer.text[:300]}")
         self.token = answer.json().get("consistency_token")
@@ -32,7 +35,10 @@ class QueryApi:
 
     def _get(self, path: str, **params: str) -> Any:
         headers = {"X-Consistency-Token": self.token} if self.token else {}
-        answer = self._http.get(path, params=params, headers=headers)
+        try:
+            answer = self._http.get(path, params=params, headers=headers)
+        except httpx.HTTPError as error:
+            raise PipelineError(f"GET {path} at {self.url}: {error}") from error
         if answer.status_code != 200:
             raise PipelineError(f"GET {path}: {answer.status_code} {answer.text[:300]}")
         return answer.json()

@@ -47,7 +47,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 )
 
 from core.domain import load_domain
-from core.errors import PipelineError
+from core.errors import LagError
 from core.kafka_logs import served
 from core.settings import Settings
 from processors.process_manager_task import inbox_topic
@@ -55,10 +55,6 @@ from schemas.partition_offsets import partition_offsets
 from sinks.registry import names as projection_names
 
 DEFAULT_EXACT_LIMIT = 1000
-
-
-class LagError(PipelineError):
-    """Kafka did not answer a lag query."""
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from core.errors import LagError
 from core.metrics import CONSUMER_LAG_RECORDS, CONSUMER_LAG_SECONDS, LAG_COLLECTIONS
 from core.observability import Health, beat_interval
 from core.settings import Settings
-from cqrs.lag import ConsumerGroup, LagError, LagMonitor, PartitionLag, product_groups
+from cqrs.lag import ConsumerGroup, LagMonitor, PartitionLag, product_groups
 
 log = logging.getLogger("cqrs.lag")
 Labels = tuple[str, str, str]

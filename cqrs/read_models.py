@@ -16,8 +16,8 @@ migrations. See docs/domain.md.
 
 from psycopg import sql
 
+from core.errors import InvalidEventError
 from sinks.base import Entry, EventRecord
-from sinks.errors import InvalidEventError
 from sinks.postgres.projection import Applied, PostgresProjection
 from sinks.postgres.schema import Cursor, Migration, position_tables
 from sinks.registry import PostgresEntry, ProjectionEntry

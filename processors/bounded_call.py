@@ -17,11 +17,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from core.errors import CallOverranError
+
 GRACE_S = 5.0  # beyond a call's own timeout
-
-
-class CallOverranError(TimeoutError):
-    """The call did not return within its timeout and the grace period."""
 
 
 def call_within(

@@ -17,14 +17,13 @@ from typing import Any, Literal, NamedTuple
 
 import orjson
 
-from core.domain import Aggregate
-from core.domain_errors import DomainError, InvalidCommandError, check_expected_version
+from core.domain import Aggregate, check_expected_version
+from core.errors import DomainError, InputRejectedError, InvalidCommandError, SerializationError
 from processors.messages import MessageTypes
 from processors.partitioning import partition_for
 from processors.result_encoding import SAMPLES, verified
 from processors.structs import build, plain
 from processors.table_keys import record_key, result_key, slot_key
-from schemas.errors import SerializationError
 from schemas.serde import HEADER, AvroSerde
 
 RESULT_RECORD = "cqrs.envelope.CommandResult"
@@ -52,27 +51,6 @@ class IncomingCommand(NamedTuple):
     envelope: Envelope
 
     table_key: bytes  # the aggregate's record in the table (``table_keys.record_key``)
-
-
-class InputRejectedError(Exception):
-    """A record on the commands topic that cannot be decided, or whose decision its
-    contracts cannot carry; goes to the dead-letter topic."""
-
-    def __init__(
-        self,
-        code: str,
-        reason: str,
-        command_id: str | None = None,
-        aggregate_id: str | None = None,
-        command_type: str = "",
-    ) -> None:
-        super().__init__(f"{code}: {reason}")
-        self.code, self.reason = code, reason
-        self.command_id, self.aggregate_id, self.command_type = (
-            command_id,
-            aggregate_id,
-            command_type,
-        )
 
 
 class AggregateRecord(NamedTuple):

@@ -14,8 +14,9 @@ import logging
 
 from confluent_kafka import Message
 
+from core.errors import InputRejectedError
 from core.metrics import count_command, count_dead_letter
-from processors.command_processing import CommandProcessor, InputRejectedError
+from processors.command_processing import CommandProcessor
 from processors.dead_letters import dead_letter_output
 from processors.state import StateReader
 from processors.task import Output, StateSpec, Step

@@ -45,6 +45,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import LocalStoreError
+
 log = logging.getLogger("cqrs.state")
 
 SCHEMA = (
@@ -58,10 +60,6 @@ SCHEMA = (
 )
 Writes = Mapping[bytes, bytes | None]  # None deletes the key
 QUEUED_WRITES_MAX = 32  # writes (a commit's, or a restore batch of up to 20,000 records)
-
-
-class LocalStoreError(RuntimeError):
-    """A write to the local state store failed (a full or failing disk)."""
 
 
 @dataclass(frozen=True)

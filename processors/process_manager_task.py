@@ -14,12 +14,12 @@ import logging
 
 from confluent_kafka import Message
 
+from core.errors import SerializationError
 from core.metrics import count_dead_letter
 from processors.dead_letters import dead_letter_output
 from processors.process_manager import ProcessManagerProcessor
 from processors.state import StateReader, StateWrite
 from processors.task import Output, StateSpec, Step
-from schemas.errors import SerializationError
 
 log = logging.getLogger("cqrs.process_manager")
 

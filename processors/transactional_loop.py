@@ -56,10 +56,11 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from core.errors import CallOverranError
 from core.metrics import TRANSACTION_COMMIT_SECONDS
 from core.observability import WORKER_READY, Health
 from core.settings import KafkaConfig
-from processors.bounded_call import CallOverranError, call_within
+from processors.bounded_call import call_within
 from processors.changelog import ChangelogRestore
 from processors.commit_outcome import Outcome, committed_offsets, judge
 from processors.departed import DepartedMembers, Departures
@@ -75,6 +76,8 @@ RETRY_PAUSE_S = 0.2
 ATTEMPT_TIMEOUT_S = 5.0  # one try of a transactional call; retried while retriable
 
 
+# Outside core.errors: a KafkaException (with a KafkaError) so the loop's librdkafka
+# recovery handles it like the call's own failure; it never leaves the loop.
 class GaveUpError(KafkaException):
     """A transactional call still failing when its transaction must have expired."""
 

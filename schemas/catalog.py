@@ -29,8 +29,8 @@ import fastavro
 from fastavro.types import Schema as ParsedSchema
 
 from core.domain import Domain, load_domain
+from core.errors import SchemaCatalogError
 from core.settings import Settings
-from schemas.errors import SchemaCatalogError
 
 ENVELOPE_ROOT = Path(__file__).parent / "avro"
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})

@@ -20,6 +20,8 @@ import avro.errors
 import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
+from core.errors import InvalidSchemaError
+
 
 class CompatibilityMode(StrEnum):
     NONE = "NONE"
@@ -29,10 +31,6 @@ class CompatibilityMode(StrEnum):
     FORWARD_TRANSITIVE = "FORWARD_TRANSITIVE"
     FULL = "FULL"
     FULL_TRANSITIVE = "FULL_TRANSITIVE"
-
-
-class InvalidSchemaError(ValueError):
-    """The text is not a valid Avro schema."""
 
 
 def parse(schema_text: str) -> avro.schema.Schema:

@@ -33,7 +33,7 @@ import traceback
 
 from confluent_kafka import Message
 
-from schemas.errors import SerializationError
+from core.errors import SerializationError
 
 MAX_MESSAGE = 2000
 MAX_STACKTRACE = 8000

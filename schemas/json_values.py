@@ -16,17 +16,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from schemas.errors import SerializationError
-
-
-class JsonValueError(SerializationError):
-    code = "INVALID_JSON_VALUE"
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path or 'the value'}: {reason}")
-        self.path = path
-        self.reason = reason
-
+from core.errors import JsonValueError
 
 Named = dict[str, Any]
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
+from core.errors import RegistryError, UnknownSchemaIdError
 from core.settings import RegistrySettings
-from schemas.errors import RegistryError, UnknownSchemaIdError
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 SCHEMA_NOT_FOUND = 40403

@@ -20,9 +20,7 @@ from typing import Any, NamedTuple
 import fastavro
 from fastavro.types import Schema as ParsedSchema
 
-from core.upcasting import Record, Upcaster, Upcasters
-from schemas.catalog import SchemaCatalog, qualified_name, revision_of
-from schemas.errors import (
+from core.errors import (
     AvroDecodeError,
     AvroEncodeError,
     NotConfluentFramedError,
@@ -30,6 +28,8 @@ from schemas.errors import (
     UnknownRecordTypeError,
     UpcastError,
 )
+from core.upcasting import Record, Upcaster, Upcasters
+from schemas.catalog import SchemaCatalog, qualified_name, revision_of
 from schemas.registry_client import RegistryClient
 
 MAGIC = b"\x00"

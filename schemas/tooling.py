@@ -7,9 +7,9 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from core.errors import RegistryError
 from core.settings import Settings
 from schemas.catalog import SchemaCatalog
-from schemas.errors import RegistryError
 from schemas.registry_client import RegistryClient
 from schemas.serde import subject_for
 from schemas.topics import TopicSpec, settings_topic_specs

@@ -15,9 +15,8 @@ from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from core.errors import SinkError
+from core.errors import SerializationError, SinkError
 from core.settings import Settings
-from schemas.errors import SerializationError
 from schemas.serde import AvroSerde
 from sinks.postgres.projection import View
 

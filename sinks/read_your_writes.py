@@ -13,8 +13,9 @@ the time runs out, e.g. because the projection's sink is not running.
 
 from __future__ import annotations
 
+from core.errors import ProjectionTimeoutError
 from core.settings import Settings
-from sinks.registry import ProjectionTimeoutError, projection
+from sinks.registry import projection
 
 __all__ = ["ProjectionTimeoutError", "wait_for_projection"]
 

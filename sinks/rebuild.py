@@ -23,13 +23,11 @@ from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from core.errors import SinkError
+from core.errors import InvalidEventError, SerializationError, SinkError
 from core.settings import Settings
-from schemas.errors import SerializationError
 from schemas.serde import AvroSerde
 from schemas.topics import event_topic_names
 from sinks.base import Partition, Sink
-from sinks.errors import InvalidEventError
 from sinks.policy import Backoff, BatchPolicy
 from sinks.runner import TRANSIENT, event_record
 

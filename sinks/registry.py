@@ -15,16 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from core.domain import import_reference, load_domain
-from core.errors import ConfigurationError, PipelineError
+from core.errors import ConfigurationError, ProjectionTimeoutError
 from core.settings import Settings
 from schemas.serde import AvroSerde
 from sinks.base import Sink
 from sinks.rebuild import RebuildProgress, RebuildReport
-
-
-class ProjectionTimeoutError(PipelineError):
-    """A projection did not reach the awaited version in time."""
-
 
 STORES = ("postgres", "search")  # what a projection's store can be
 

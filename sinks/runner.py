@@ -56,7 +56,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from core.errors import SinkError
+from core.errors import InvalidEventError, RegistryError, SerializationError, SinkError
 from core.metrics import (
     EVENTS_APPLIED,
     PROJECTION_POSITION,
@@ -68,12 +68,10 @@ from core.metrics import (
 from core.observability import Health
 from core.settings import Settings
 from schemas.dead_letters import headers_of
-from schemas.errors import RegistryError, SerializationError
 from schemas.serde import AvroSerde
 from schemas.topics import event_topic_names
 from sinks.base import EventRecord, Partition, Sink
 from sinks.dead_letter import DeadLetterPublisher
-from sinks.errors import InvalidEventError
 from sinks.policy import Backoff, BatchPolicy
 
 log = logging.getLogger("cqrs.sinks.runner")
@@ -123,6 +121,7 @@ class _InFlight:
     started: float
 
 
+# Outside core.errors: private control flow, caught in this module.
 class _AbandonedError(Exception):
     """The runner was stopped while waiting out an outage."""
 

@@ -23,10 +23,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core.errors import PipelineError
+from core.errors import PipelineError, ProjectionNotReadyError, StoreUnavailableError
 from core.query_settings import Scope
 from cqrs.query import routes_commands, routes_reads
-from cqrs.query.postgres_reads import ProjectionNotReadyError, StoreUnavailableError
 from cqrs.query.problems import Problem, unavailable
 from cqrs.query.service import REQUESTS, QueryService
 from cqrs.query.wire import json_response

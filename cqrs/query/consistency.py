@@ -34,20 +34,17 @@ from typing import Any
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from core.errors import TokenError
 from sinks.base import Partition
 from sinks.runner import sink_group
 
-__all__ = ["ConsistencyToken", "PositionWatcher", "TokenError", "sink_group"]
+__all__ = ["ConsistencyToken", "PositionWatcher", "sink_group"]
 
 log = logging.getLogger("cqrs.query")
 
 TOKEN_PREFIX = "c2."
 SHARED_TOKEN_PREFIX = "c1."  # tokens without a topic: the shared ``events``
 POLL_S = 0.1
-
-
-class TokenError(ValueError):
-    """Not a consistency token of this service."""
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,14 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
 from core.domain import load_domain
+from core.errors import JsonValueError, SerializationError, UnknownCommandError
 from core.settings import Settings
-from cqrs.client import CommandClient, CommandResult, UnknownCommandError
+from cqrs.client import CommandClient, CommandResult
 from cqrs.query.consistency import ConsistencyToken
 from cqrs.query.problems import Problem, bad_parameter, not_found
 from processors.partitioning import partition_for
 from schemas.catalog import SchemaCatalog
-from schemas.errors import SerializationError
-from schemas.json_values import JsonValueError, from_json
+from schemas.json_values import from_json
 from schemas.partition_offsets import partition_offsets
 
 # Rejections of the command's form (422) rather than of the aggregate's state (409).

@@ -29,7 +29,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from core.domain import load_domain
-from core.errors import PipelineError
+from core.errors import ProjectionNotReadyError, StoreUnavailableError
 from core.settings import Settings
 from cqrs.query.tables import (
     Column,
@@ -50,14 +50,6 @@ log = logging.getLogger("cqrs.query")
 RECHECK_S = 0.5
 TABLES_TTL_S = 30.0
 CONNECT_TIMEOUT_S = 5
-
-
-class StoreUnavailableError(PipelineError):
-    """The read store did not answer; the request may be retried."""
-
-
-class ProjectionNotReadyError(PipelineError):
-    """The projection has no tables yet (not migrated)."""
 
 
 @dataclass

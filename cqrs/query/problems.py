@@ -11,6 +11,7 @@ from starlette.responses import Response
 PROBLEM_TYPE = "https://cqrs-pipeline.dev/problems/"
 
 
+# Outside core.errors: an HTTP answer (RFC 9457) raised to end a handler, not a failure.
 class Problem(Exception):  # noqa: N818 - RFC 9457 names it a problem
     """An answer that is not a success; raised anywhere in a handler, rendered once."""
 

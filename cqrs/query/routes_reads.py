@@ -24,10 +24,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cqrs.query.consistency import ConsistencyToken, TokenError
+from core.errors import QueryParameterError, TokenError
+from cqrs.query.consistency import ConsistencyToken
 from cqrs.query.problems import Problem, bad_parameter
 from cqrs.query.service import WAIT_SECONDS, WAITS, QueryService
-from cqrs.query.tables import QueryParameterError, parse_list
+from cqrs.query.tables import parse_list
 from cqrs.query.wire import json_response
 
 TOKEN_HEADER = "x-consistency-token"
@@ -252,7 +253,7 @@ async def list_views(request: Request) -> Response:
 
 
 async def search(request: Request) -> Response:
-    from cqrs.query.search_query import SearchParameterError
+    from core.errors import SearchParameterError
 
     service = service_of(request)
     name = request.path_params["projection"]

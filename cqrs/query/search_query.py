@@ -38,6 +38,8 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
 
+from core.errors import SearchParameterError
+
 RESERVED = frozenset({"q", "sort", "page", "size"})
 RANGE_OPERATORS = ("gte", "gt", "lte", "lt")
 MAX_QUERY_LENGTH = 500  # characters of q
@@ -59,15 +61,6 @@ _TEXT = frozenset({"text", "match_only_text"})
 _INTEGER_PATTERN = re.compile(r"[+-]?[0-9]{1,20}")
 _FLOAT_PATTERN = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
 _DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.,]+(Z|[+-][0-9:]+)?)?")
-
-
-class SearchParameterError(ValueError):
-    """A search parameter the projection cannot answer; the message says what it accepts."""
-
-    def __init__(self, parameter: str, reason: str) -> None:
-        super().__init__(f"{parameter}: {reason}")
-        self.parameter = parameter
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from core.errors import ResourceMissingError, UnknownProjectionError
 from core.settings import Settings
 from cqrs.query.search_query import (
     SearchFields,
@@ -27,20 +28,9 @@ from cqrs.query.search_query import (
     search_page,
 )
 from sinks import registry
-from sinks.search.backend import ResourceMissingError, SearchBackend, open_backend
+from sinks.search.backend import SearchBackend, open_backend
 from sinks.search.entry import SearchEntry
 from sinks.search.index import SearchIndex
-
-
-class UnknownProjectionError(LookupError):
-    """No search projection of the domain has this name."""
-
-    def __init__(self, name: str, known: Sequence[str]) -> None:
-        super().__init__(
-            f"no search projection named {name!r}; search projections: {', '.join(known) or 'none'}"
-        )
-        self.name = name
-        self.known = tuple(known)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from typing import Any
 
 from psycopg import sql
 
+from core.errors import QueryParameterError
+
 OPERATORS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 RESERVED = frozenset({"limit", "after", "order", "timeout", "min_version"})
 MAX_LIST_VALUES = 100
@@ -34,15 +36,6 @@ _DECIMAL = {"numeric", "real", "double precision"}
 _TEXT = {"text", "character varying", "character", "uuid", "citext"}
 _TIME = {"timestamp with time zone", "timestamp without time zone", "date"}
 _FILTERABLE = _INTEGER | _DECIMAL | _TEXT | _TIME | {"boolean"}
-
-
-class QueryParameterError(ValueError):
-    """A query parameter the projection cannot answer; the message says what it accepts."""
-
-    def __init__(self, parameter: str, reason: str) -> None:
-        super().__init__(f"{parameter}: {reason}")
-        self.parameter = parameter
-        self.reason = reason
 
 
 @dataclass(frozen=True)

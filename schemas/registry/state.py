@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.compatibility import CompatibilityMode, InvalidSchemaError, incompatibilities, parse
+from core.errors import InvalidSchemaError
+from schemas.compatibility import CompatibilityMode, incompatibilities, parse
 
 LogRecord = tuple[dict[str, Any], dict[str, Any] | None]
 
@@ -30,6 +31,7 @@ INVALID_COMPATIBILITY_LEVEL = 42203
 INCOMPATIBLE_SCHEMA = 409
 
 
+# Outside core.errors: the embedded registry's HTTP answer in Confluent's codes, not a failure.
 class ApiError(Exception):
     def __init__(self, status: int, code: int, message: str) -> None:
         super().__init__(message)

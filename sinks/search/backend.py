@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from core.errors import ConfigurationError, SinkError
+from core.errors import ConfigurationError, ResourceExistsError, ResourceMissingError, SinkError
 from core.settings import SearchSettings
 
 
@@ -155,14 +155,6 @@ def open_backend(search: SearchSettings) -> SearchBackend:
     from sinks.search.opensearch_backend import OpenSearchBackend
 
     return OpenSearchBackend(search)
-
-
-class ResourceExistsError(SinkError):
-    """The index to create exists already."""
-
-
-class ResourceMissingError(SinkError):
-    """The index, alias or document addressed does not exist (retryable: it may come back)."""
 
 
 def error_for_status(status: int, what: str, kind: str, detail: str, url: str) -> SinkError:

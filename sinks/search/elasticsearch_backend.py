@@ -17,13 +17,12 @@ from typing import Any, TypeVar, cast
 from elasticsearch import ApiError, Elasticsearch, UnsupportedProductError
 from elasticsearch import ConnectionError as ElasticConnectionError
 
-from core.errors import SinkError
+from core.errors import ResourceExistsError, SinkError
 from core.settings import SearchSettings
 from sinks.search.backend import (
     BulkItemResult,
     EngineInfo,
     IndexOperation,
-    ResourceExistsError,
     SearchBackend,
     StoredDocument,
     bulk_item_result,

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import ResourceMissingError
 from core.settings import Settings
 from schemas.serde import AvroSerde
 from sinks.base import Sink
 from sinks.rebuild import RebuildProgress, RebuildReport
-from sinks.search.backend import ResourceMissingError, open_backend
+from sinks.search.backend import open_backend
 from sinks.search.index import SearchIndex
 from sinks.search.projection import SearchProjection
 from sinks.search.rebuild import rebuild_search_index
@@ -60,7 +61,7 @@ class SearchEntry:
         self, settings: Settings, aggregate_id: str, version: int, timeout_s: float
     ) -> int:
         """Wait until the aggregate's document has ``version`` (read in real time)."""
-        from sinks.registry import ProjectionTimeoutError
+        from core.errors import ProjectionTimeoutError
 
         backend = open_backend(settings.search)
         alias = SearchIndex(backend, settings.search, self.factory()).alias

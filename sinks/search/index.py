@@ -15,9 +15,9 @@ import logging
 import re
 from typing import Any
 
-from core.errors import SinkError
+from core.errors import ResourceMissingError, SinkError
 from core.settings import SearchSettings
-from sinks.search.backend import ResourceMissingError, SearchBackend
+from sinks.search.backend import SearchBackend
 from sinks.search.mapping import index_settings, live_settings
 from sinks.search.projection import SearchProjection
 

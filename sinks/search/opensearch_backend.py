@@ -18,12 +18,12 @@ from opensearchpy.exceptions import (
 )
 from opensearchpy.exceptions import TransportError
 
+from core.errors import ResourceExistsError
 from core.settings import SearchSettings
 from sinks.search.backend import (
     BulkItemResult,
     EngineInfo,
     IndexOperation,
-    ResourceExistsError,
     SearchBackend,
     StoredDocument,
     bulk_item_result,

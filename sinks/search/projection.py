@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from core.errors import InvalidEventError
 from sinks.base import Entry, EventRecord
-from sinks.errors import InvalidEventError
 
 
 class Change(Protocol):

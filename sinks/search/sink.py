@@ -41,13 +41,12 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from core.errors import SinkError
+from core.errors import DocumentRefusedError, InvalidEventError, SinkError
 from core.metrics import SINK_ERRORS, count_dead_letter
 from core.settings import Settings
 from schemas.dead_letters import headers_of
 from sinks.base import BatchingSink, Entry, EventRecord, Partition, SinkBatch
 from sinks.dead_letter import DeadLetterPublisher
-from sinks.errors import InvalidEventError
 from sinks.search.backend import (
     BulkItemResult,
     IndexOperation,
@@ -60,16 +59,6 @@ from sinks.search.projection import Fold, SearchProjection, fold
 log = logging.getLogger("cqrs.sinks.search")
 Change = Any  # a projection's change (sinks.search.projection.Change)
 Document = Any  # a projection's document
-
-
-class DocumentRefusedError(InvalidEventError):
-    """The search engine will never accept the document an event leads to."""
-
-    def __init__(self, document_id: str, result: BulkItemResult) -> None:
-        super().__init__(
-            "SEARCH_DOCUMENT_REFUSED",
-            f"document {document_id}: HTTP {result.status} {result.error_type}: {result.reason}",
-        )
 
 
 class RefusedEvents(Protocol):
@@ -285,7 +274,10 @@ class SearchSink(BatchingSink[Change]):
         if outcome.retryable:
             return [outcome]
         SINK_ERRORS.labels(self.projection, "fatal").inc()
-        refusal = DocumentRefusedError(document.document_id, outcome)
+        refusal = DocumentRefusedError(
+            document.document_id,
+            f"HTTP {outcome.status} {outcome.error_type}: {outcome.reason}",
+        )
         for entry in result.applied:
             self._refuse(entry, refusal)
         return []

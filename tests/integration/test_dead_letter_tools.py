@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 import pytest
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
+from core.errors import AvroDecodeError, DeadLetterNotFoundError
 from core.settings import Settings
 from cqrs.client import CommandClient
 from cqrs.dead_letter_tools import (
     DeadLetter,
-    DeadLetterNotFoundError,
     DeadLetterRef,
     Matching,
     Outcome,
@@ -25,7 +25,6 @@ from cqrs.dead_letter_tools import (
     show_dead_letter,
 )
 from schemas.dead_letters import REPLAYED_FROM, dead_letter_headers
-from schemas.errors import AvroDecodeError
 from tests.integration.event_log import ADDRESS
 from tests.integration.pipeline import Pipeline
 

@@ -14,13 +14,8 @@ from typing import Any
 import pytest
 
 from aggregates.shop import domain as shop
-from processors.command_processing import (
-    AggregateRecord,
-    CommandProcessor,
-    InputRejectedError,
-    Outcome,
-    apply_writes,
-)
+from core.errors import InputRejectedError
+from processors.command_processing import AggregateRecord, CommandProcessor, Outcome, apply_writes
 from processors.messages import MessageTypes
 from processors.replay import rebuild
 from processors.table_keys import aggregate_id, parse, record_key, result_key

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from core.errors import ProjectionTimeoutError
 from core.settings import Settings
 from cqrs.cli import EXIT_REJECTED
 from cqrs.client import CommandClient
-from sinks.read_your_writes import ProjectionTimeoutError
 from tests.integration.pipeline import Pipeline, WorkerProcess, answers_ok, wait_until
 from tests.integration.sink_support import drop_read_models, query
 

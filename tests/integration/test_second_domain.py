@@ -26,8 +26,9 @@ import pytest
 from confluent_kafka import Producer
 
 from core.domain import load_domain
+from core.errors import UnknownCommandError
 from core.settings import Settings
-from cqrs.client import CommandClient, UnknownCommandError
+from cqrs.client import CommandClient
 from cqrs.query.consistency import ConsistencyToken
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient

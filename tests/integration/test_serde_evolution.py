@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from core.errors import NotConfluentFramedError, UnknownSchemaIdError, UpcastError
 from core.settings import Settings
 from core.upcasting import Upcasters
 from schemas.catalog import SchemaCatalog
-from schemas.errors import NotConfluentFramedError, UnknownSchemaIdError, UpcastError
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde, frame
 from tests.integration.conftest import TopicFactory

@@ -14,12 +14,12 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from aggregates.shop import domain as shop
+from core.errors import InvalidEventError
 from core.settings import Settings
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
 from sinks.base import BatchingSink, EventRecord, SinkBatch
-from sinks.errors import InvalidEventError
 from sinks.runner import SinkRunner, sink_group
 from tests.integration.event_log import EventLog, line
 from tests.integration.pipeline import read_topic, wait_until

@@ -8,7 +8,8 @@ import time
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from processors.bounded_call import CallOverranError, call_within
+from core.errors import CallOverranError
+from processors.bounded_call import call_within
 
 
 def test_the_call_gets_its_timeout_and_its_exception_comes_back() -> None:

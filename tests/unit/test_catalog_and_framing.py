@@ -10,8 +10,8 @@ import avro.schema
 import pytest
 
 from aggregates.shop import domain as shop
+from core.errors import NotConfluentFramedError, SchemaCatalogError
 from schemas.catalog import SchemaCatalog
-from schemas.errors import NotConfluentFramedError, SchemaCatalogError
 from schemas.serde import frame, subject_for, unframe
 from schemas.topics import domain_topic_specs
 

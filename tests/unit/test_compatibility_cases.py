@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from schemas.compatibility import CompatibilityMode, InvalidSchemaError, incompatibilities
+from core.errors import InvalidSchemaError
+from schemas.compatibility import CompatibilityMode, incompatibilities
 
 OK, NO = True, False
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.errors import AvroDecodeError
 from schemas.dead_letters import MAX_MESSAGE, dead_letter_headers
-from schemas.errors import AvroDecodeError
 
 
 def headers_for(error: Exception) -> dict[str, str]:

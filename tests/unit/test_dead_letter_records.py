@@ -9,11 +9,10 @@ from uuid import UUID
 
 import pytest
 
+from core.errors import BadSelectionError, DeadLetterNotFoundError, NotConfluentFramedError
 from cqrs.dead_letter_records import (
-    BadSelectionError,
     DeadLetter,
     DeadLetterDetail,
-    DeadLetterNotFoundError,
     DeadLetterRef,
     Matching,
     Outcome,
@@ -30,7 +29,6 @@ from cqrs.dead_letter_records import (
 )
 from cqrs.dead_letter_replay import ReplayOutcome, ReplayReport
 from schemas.dead_letters import REPLAYED_FROM, dead_letter_headers, is_dead_letter_header
-from schemas.errors import NotConfluentFramedError
 
 KNOWN = {"commands-dlq": "p1-commands-dlq", "events-dlq": "p1-events-dlq"}
 TARGETS = frozenset({"p1-commands", "p1-events", "p1-fulfilment-inbox"})

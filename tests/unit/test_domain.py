@@ -10,11 +10,10 @@ import pytest
 
 from aggregates import inventory, order
 from aggregates.shop import domain as shop
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, SchemaCatalogError
 from core.settings import Settings
 from cqrs import Aggregate, Domain, load_domain
 from schemas.catalog import SchemaCatalog
-from schemas.errors import SchemaCatalogError
 from sinks import registry
 
 ROOT = Path(__file__).parents[2]

@@ -8,7 +8,8 @@ from decimal import Decimal
 import fastavro
 import pytest
 
-from schemas.json_values import JsonValueError, from_json
+from core.errors import JsonValueError
+from schemas.json_values import from_json
 
 SCHEMA = fastavro.parse_schema(
     {

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from processors.local_store import LocalStore, LocalStoreError, Position, usable
+from core.errors import LocalStoreError
+from processors.local_store import LocalStore, Position, usable
 
 
 def test_writes_and_positions_land_together(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from core.errors import InvalidEventError
 from sinks.base import EventRecord
-from sinks.errors import InvalidEventError
 
 
 def require_envelope(record: EventRecord, aggregate_type: str) -> datetime:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from aggregates.read_side.model.common import require_envelope, require_positive
+from core.errors import InvalidEventError
 from sinks.base import EventRecord
-from sinks.errors import InvalidEventError
 
 AGGREGATE_TYPE = "InventoryItem"
 EVENTS = frozenset(

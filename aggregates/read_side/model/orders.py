@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from aggregates.read_side.model.common import require_envelope
+from core.errors import InvalidEventError
 from sinks.base import EventRecord
-from sinks.errors import InvalidEventError
 
 AGGREGATE_TYPE = "Order"
 PLACED, CONFIRMED, REJECTED, CANCELLED, SHIPPED = (

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from aggregates.read_side.search_orders import ORDER_MAPPINGS, OrdersSearch
-from core.errors import SinkError
+from core.errors import ResourceMissingError, SinkError
 from core.settings import SearchSettings
-from sinks.search.backend import IndexOperation, ResourceMissingError, SearchBackend
+from sinks.search.backend import IndexOperation, SearchBackend
 from sinks.search.index import SearchIndex
 from sinks.search.mapping import index_settings
 from sinks.search.projection import fold

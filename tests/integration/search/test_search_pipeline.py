@@ -16,16 +16,15 @@ import pytest
 
 from aggregates.read_side.search_orders import OrdersSearch
 from aggregates.shop import domain as shop
-from core.errors import SinkError
+from core.errors import ProjectionTimeoutError, ResourceMissingError, SinkError
 from core.settings import SearchSettings, Settings
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
 from sinks import registry
 from sinks.rebuild import SilentProgress
-from sinks.registry import ProjectionTimeoutError
 from sinks.runner import SinkRunner
-from sinks.search.backend import ResourceMissingError, SearchBackend
+from sinks.search.backend import SearchBackend
 from sinks.search.index import SearchIndex
 from sinks.search.sink import build_search_sink
 from tests.integration.event_log import EventLog, line

@@ -18,9 +18,10 @@ from aggregates.read_side.search_orders import (
     OrdersSearch,
     ShippingAddress,
 )
+from core.errors import UnknownProjectionError
 from core.settings import SearchSettings, Settings
 from cqrs.query.search_query import SearchPage
-from cqrs.query.search_reads import SearchReader, UnknownProjectionError
+from cqrs.query.search_reads import SearchReader
 from sinks.search.backend import IndexOperation, SearchBackend
 from sinks.search.index import SearchIndex
 

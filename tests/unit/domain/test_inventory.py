@@ -26,7 +26,7 @@ from aggregates.inventory import (
     evolve,
 )
 from aggregates.limits import MAX_UNITS
-from core.domain_errors import DomainError
+from core.errors import DomainError
 
 RESTOCK_10 = StockAdjusted(10, AdjustmentReason.RESTOCK)
 

@@ -27,7 +27,7 @@ from aggregates.order import (
     decide,
     evolve,
 )
-from core.domain_errors import DomainError
+from core.errors import DomainError
 
 ADDRESS = Address("Ada", "1 Loop", "Paris", "75001", "FR")
 LINES = (OrderLine("sku-1", 2, 1250), OrderLine("sku-2", 1, 0))

@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregates.read_side.search_orders import ORDER_MAPPINGS
+from core.errors import SearchParameterError
 from cqrs.query.search_query import (
     MAX_QUERY_LENGTH,
     SearchFields,
-    SearchParameterError,
     SearchRequest,
     build_search,
     search_fields,

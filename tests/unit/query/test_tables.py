@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg import sql
 
+from core.errors import QueryParameterError
 from cqrs.query.tables import (
     Column,
-    QueryParameterError,
     ReadTable,
     by_id_statement,
     decode_cursor,

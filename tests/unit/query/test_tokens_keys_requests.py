@@ -7,11 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, TokenError
 from core.query_settings import ApiKey, QuerySettings
 from cqrs.client import CommandResult
 from cqrs.query.auth import Keys, check_binding
-from cqrs.query.consistency import ConsistencyToken, TokenError
+from cqrs.query.consistency import ConsistencyToken
 from cqrs.query.gateway import parse_request, rejection_problem
 from cqrs.query.problems import Problem
 

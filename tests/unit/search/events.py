@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aggregates.read_side.search_orders import OrderChange, order_change
+from core.errors import InvalidEventError
 from sinks.base import Entry, EventRecord
-from sinks.errors import InvalidEventError
 
 PLACED_AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 ADDRESS = {

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from aggregates.read_side.search_orders import OrderDocument, OrdersSearch, order_change
+from core.errors import InvalidEventError
 from sinks.base import EventRecord
-from sinks.errors import InvalidEventError
 from sinks.search.projection import Fold
 from sinks.search.projection import fold as generic_fold
 from sinks.search.sink import DocumentCache

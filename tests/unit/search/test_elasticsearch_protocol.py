@@ -23,9 +23,9 @@ import pytest
 from pydantic import SecretStr
 
 from aggregates.read_side.search_orders import ORDER_MAPPINGS, OrdersSearch
-from core.errors import SinkError
+from core.errors import ResourceMissingError, SinkError
 from core.settings import SearchSettings, Settings
-from sinks.search.backend import IndexOperation, ResourceMissingError, open_backend
+from sinks.search.backend import IndexOperation, open_backend
 from sinks.search.elasticsearch_backend import CLIENT_MAJOR, ElasticsearchBackend
 from sinks.search.sink import SearchSink
 from tests.unit.search.events import Refusals, confirmed, placed

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from core.errors import SinkError
+from core.errors import ResourceMissingError, SinkError
 from core.settings import SearchSettings
-from sinks.search.backend import ResourceMissingError, open_backend
+from sinks.search.backend import open_backend
 from tests.unit.search.fake_elasticsearch import Answer, es_error, fake_elasticsearch
 
 BODY: dict[str, Any] = {

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from aggregates.read_side.model import inventory
 from aggregates.read_side.model.inventory import InventoryRow, StockDelta
+from core.errors import InvalidEventError
 from sinks.base import EventRecord
-from sinks.errors import InvalidEventError
 from tests.unit.sinks.events import event
 
 

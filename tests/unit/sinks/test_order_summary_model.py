@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from aggregates.read_side.model import orders
 from aggregates.read_side.model.orders import OrderPatch, OrderRow
-from sinks.errors import InvalidEventError
+from core.errors import InvalidEventError
 from tests.unit.sinks.events import T0, event, placed
 
 
