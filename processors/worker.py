@@ -6,6 +6,7 @@ import logging
 import signal
 from pathlib import Path
 
+from core import tracing
 from core.domain import Domain, load_domain
 from core.errors import ConfigurationError
 from core.observability import Health, start_observability_server
@@ -49,6 +50,7 @@ def _prepared_serde(settings: Settings, domain: Domain) -> AvroSerde:
 
 def command_task(settings: Settings) -> CommandTask:
     """The command processor: one writer per aggregate, exactly-once."""
+    tracing.configure(settings.observability, "cqrs-worker")
     domain = load_domain(settings.domain)
     serde = _prepared_serde(settings, domain)
     commands = partition_count(settings, "commands")
@@ -64,6 +66,7 @@ def command_task(settings: Settings) -> CommandTask:
 
 def process_manager_task(settings: Settings, name: str) -> ProcessManagerTask:
     """A process manager of the domain: events in, commands out, exactly-once."""
+    tracing.configure(settings.observability, f"cqrs-process-manager-{name}")
     domain = load_domain(settings.domain)
     manager = domain.process_manager(name)
     serde = _prepared_serde(settings, domain)
