@@ -19,11 +19,13 @@ from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 from pydantic import ValidationError
 
 from core import tracing
+from core.domain import Observation
 from core.settings import ObservabilitySettings
 from core.trace_file import JsonLinesSpanExporter
 from cqrs.tracing import SendTracing
 from processors.command_processing import Envelope, IncomingCommand, Outcome
 from processors.command_task import CommandTask
+from processors.process_manager import Observed
 from processors.state import StateReader
 from processors.tracing import ReactionTracing
 from sinks.tracing import BatchTracing
@@ -228,6 +230,30 @@ def test_the_inbox_keeps_only_the_trace_headers() -> None:
     message = command_message([("traceparent", b"tp"), ("tracestate", b"ts"), ("other", b"x")])
     assert ReactionTracing.forwarded(message) == [("traceparent", b"tp"), ("tracestate", b"ts")]
     assert ReactionTracing.forwarded(command_message(None)) is None
+
+
+class OrderPlaced:
+    pass
+
+
+def test_a_reaction_is_a_child_of_its_event_and_its_commands_carry_it(
+    spans: InMemorySpanExporter,
+) -> None:
+    tracer = tracing.tracer()
+    assert tracer is not None
+    event = decision_headers("decision")
+    seen = Observation(OrderPlaced(), "Order", "o-1", "e-1", datetime.now(UTC))
+    reactions = ReactionTracing(tracer, "fulfilment", "fulfilment-inbox")
+    headers = reactions.traced(command_message(event), Observed("o-1", "corr-1", seen), list)
+
+    decision, react = spans.get_finished_spans()
+    assert react.name == "cqrs.process_manager.react OrderPlaced"
+    assert react.parent is not None and react.parent.span_id == decision.context.span_id
+    assert react.attributes is not None
+    assert react.attributes["cqrs.causation_id"] == "e-1"
+    assert react.attributes["cqrs.correlation_id"] == "corr-1"
+    link = tracing.link_from(headers)  # the issued commands name the reaction as parent
+    assert link is not None and link.context.span_id == react.context.span_id
 
 
 def test_the_file_exporter_writes_a_json_line_per_span(tmp_path: Path) -> None:
