@@ -17,10 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 # The image's dependency lock (deploy/image/requirements.lock: versions and hashes),
-# regenerated from pyproject.toml's runtime dependencies after changing them.
+# regenerated from pyproject.toml's runtime dependencies and its tracing extra (the image
+# sends traces when observability.tracing asks) after changing them.
 lock:
 	$(PYTHON) -m venv $(VENV)-lock && $(VENV)-lock/bin/pip install --quiet pip-tools
-	$(VENV)-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	$(VENV)-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --extra tracing \
 	    --no-emit-index-url --no-emit-find-links -o deploy/image/requirements.lock pyproject.toml
 
 # The pinned Helm the chart tests render with; built once (about 3.5 min) with Go.

@@ -303,6 +303,22 @@ class ObservabilitySettings(_Section):
         default="text",
         description="text for people; json: one JSON object per line for log collectors.",
     )
+    tracing: Literal["off", "otlp", "console", "file"] = Field(
+        default="off",
+        description="OpenTelemetry traces of commands (client, decision, sink writes): otlp "
+        "to OTEL_EXPORTER_OTLP_ENDPOINT, console to stdout, file to traces_file as JSON "
+        "lines. otlp, console and file need the tracing extra.",
+    )
+    traces_file: Path | None = Field(
+        default=None,
+        description="With tracing = file: the JSON-lines file spans are appended to.",
+    )
+
+    @model_validator(mode="after")
+    def _traces_file_with_file_tracing(self) -> ObservabilitySettings:
+        if self.tracing == "file" and self.traces_file is None:
+            raise ValueError("tracing = file needs traces_file (CQRS_OBSERVABILITY__TRACES_FILE)")
+        return self
 
 
 class SinkSettings(_Section):

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from core import tracing
 from core.logs import configure_logging
 from core.settings import load_settings
 
@@ -34,6 +35,7 @@ def serve(
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.observability.log_format)
+    tracing.configure(settings.observability, "cqrs-query")
     listen_host = host or settings.query.host
     listen_port = settings.query.port if port is None else port
     app, keys = build_server_app(settings)

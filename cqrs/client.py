@@ -18,9 +18,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from core import tracing
 from core.domain import load_domain
 from core.errors import CommandTimeoutError, PipelineError, UnknownCommandError
 from core.settings import Settings
+from cqrs.tracing import SendTracing
 from schemas.catalog import SchemaCatalog
 from schemas.registry_client import RegistryClient
 from schemas.serde import AvroSerde
@@ -84,6 +86,9 @@ class CommandClient:
         self._listener: threading.Thread | None = None
         self._ready = threading.Event()
         self._closed = threading.Event()
+        tracing.configure(settings.observability, "cqrs-client")  # unless the process did
+        tracer = tracing.tracer()
+        self._tracing = None if tracer is None else SendTracing(tracer)
 
     def command_record(self, command: str) -> str:
         """The Avro record of a command named plainly (``PlaceOrder``) or in full."""
@@ -166,6 +171,16 @@ class CommandClient:
             if self._producer is None:
                 self._producer = Producer(self._producer_config)
             producer = self._producer
+        if self._tracing is not None:
+            with self._tracing.send(full_name, metadata, topic) as headers:
+                producer.produce(
+                    topic,
+                    key=aggregate_id.encode(),
+                    value=value,
+                    headers=headers,
+                    on_delivery=on_delivery,
+                )
+            return producer
         producer.produce(topic, key=aggregate_id.encode(), value=value, on_delivery=on_delivery)
         return producer
 

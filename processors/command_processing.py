@@ -109,6 +109,7 @@ class Outcome(NamedTuple):
     writes: list[TableWrite]  # table entries, in order; none for a repeated command
     # A command whose own data breaks a rule is bad input: answered, and dead-lettered too.
     invalid: InvalidCommandError | None = None
+    version: int | None = None  # the aggregate's, once accepted (for traces)
 
 
 class CommandProcessor:
@@ -348,6 +349,7 @@ class CommandProcessor:
             result=result,
             status="rejected" if rejection else "accepted",
             writes=writes,
+            version=None if rejection else record.version,
         )
 
     def _encode_event(self, incoming: IncomingCommand, domain_event: Any, value: Any) -> bytes:

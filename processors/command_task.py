@@ -14,12 +14,14 @@ import logging
 
 from confluent_kafka import Message
 
+from core import tracing
 from core.errors import InputRejectedError
 from core.metrics import count_command, count_dead_letter
 from processors.command_processing import CommandProcessor
 from processors.dead_letters import dead_letter_output
 from processors.state import StateReader
 from processors.task import Output, StateSpec, Step
+from processors.tracing import DecisionTrace, DecisionTracing
 
 log = logging.getLogger("cqrs.command_processor")
 TABLE_NAME = "aggregates"
@@ -36,9 +38,16 @@ class CommandTask:
         self.topics = [topics["commands"]]
         self.outputs = [self._events, self._results, self._dead_letters]
         self.state: StateSpec | None = StateSpec(topics["commands"], changelog_topic(app_id))
+        tracer = tracing.tracer()
+        self._tracing = None if tracer is None else DecisionTracing(tracer, topics["commands"])
 
     def process(self, message: Message, state: StateReader | None) -> Step:
         assert state is not None  # the commands topic is the state's source
+        if self._tracing is None:  # tracing off: this check is all it costs
+            return self._decide(message, state, None)
+        return self._tracing.traced(message, lambda trace: self._decide(message, state, trace))
+
+    def _decide(self, message: Message, state: StateReader, trace: DecisionTrace | None) -> Step:
         processor = self._processor
         partition = message.partition()
         assert partition is not None
@@ -50,13 +59,15 @@ class CommandTask:
             outputs = []
             answer = processor.rejection_for(error)
             if answer is not None:
-                outputs.append(Output(self._results, answer[0], answer[1]))
+                headers = None if trace is None else trace.input_rejected(error)
+                outputs.append(Output(self._results, answer[0], answer[1], headers))
             outputs.append(self._dead_letter(message, error))
             count_command("dead_lettered")
             return Step(outputs)
         events = self._events
-        outputs = [Output(events, key, value) for key, value in outcome.events]
-        outputs.append(Output(self._results, outcome.result_key, outcome.result))
+        headers = None if trace is None else trace.decided(incoming, outcome)
+        outputs = [Output(events, key, value, headers) for key, value in outcome.events]
+        outputs.append(Output(self._results, outcome.result_key, outcome.result, headers))
         if outcome.invalid is not None:
             outputs.append(self._dead_letter(message, outcome.invalid))
         count_command(outcome.status)

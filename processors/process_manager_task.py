@@ -14,12 +14,14 @@ import logging
 
 from confluent_kafka import Message
 
+from core import tracing
 from core.errors import SerializationError
 from core.metrics import count_dead_letter
 from processors.dead_letters import dead_letter_output
-from processors.process_manager import ProcessManagerProcessor
+from processors.process_manager import Observed, ProcessManagerProcessor
 from processors.state import StateReader, StateWrite
-from processors.task import Output, StateSpec, Step
+from processors.task import Headers, Output, StateSpec, Step
+from processors.tracing import ReactionTracing
 
 log = logging.getLogger("cqrs.process_manager")
 
@@ -43,6 +45,10 @@ class ProcessManagerTask:
         self.topics = [*events, self._inbox]
         self.outputs = [self._inbox, *commands, self._dead_letters]
         self.state: StateSpec | None = StateSpec(self._inbox, changelog_topic(app_id, manager.name))
+        tracer = tracing.tracer()
+        self._tracing = (
+            None if tracer is None else ReactionTracing(tracer, manager.name, self._inbox)
+        )
 
     def process(self, message: Message, state: StateReader | None) -> Step:
         if message.topic() == self._inbox:
@@ -58,16 +64,24 @@ class ProcessManagerTask:
             return Step([dead_letter_output(self._dead_letters, message, error, self.name, log)])
         if observed is None:
             return Step()
-        return Step([Output(self._inbox, observed.key.encode(), message.value())])
+        headers = None if self._tracing is None else self._tracing.forwarded(message)
+        return Step([Output(self._inbox, observed.key.encode(), message.value(), headers)])
 
     def _react(self, message: Message, state: StateReader) -> Step:
         # Only the router writes here, and it forwards events it has already read.
         observed = self._processor.read(message.value())
         if observed is None:
             return Step()
+        if self._tracing is None:
+            return self._step(observed, state, None)
+        return self._tracing.traced(
+            message, observed, lambda headers: self._step(observed, state, headers)
+        )
+
+    def _step(self, observed: Observed, state: StateReader, headers: Headers | None) -> Step:
         key = observed.key.encode()
         reaction = self._processor.process(observed, state.get(key))
-        outputs = [Output(topic, k, v) for topic, k, v in reaction.commands]
+        outputs = [Output(topic, k, v, headers) for topic, k, v in reaction.commands]
         writes: list[StateWrite] = (
             [] if reaction.record is None else [(key, reaction.record.to_bytes())]
         )

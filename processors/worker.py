@@ -6,6 +6,7 @@ import logging
 import signal
 from pathlib import Path
 
+from core import tracing
 from core.domain import Domain, Writer, load_domain
 from core.errors import ConfigurationError
 from core.observability import Health, start_observability_server
@@ -51,6 +52,7 @@ def _prepared_serde(settings: Settings, domain: Domain) -> AvroSerde:
 def command_task(settings: Settings, writer: Writer) -> CommandTask:
     """A command processor of the domain (the one of its shared topic pair, or of one
     aggregate type's pair): one writer per aggregate instance, exactly-once."""
+    tracing.configure(settings.observability, f"cqrs-worker{writer.suffix}")
     domain = load_domain(settings.domain)
     serde = _prepared_serde(settings, domain)
     commands = partition_count(settings, writer.commands)
@@ -67,6 +69,7 @@ def command_task(settings: Settings, writer: Writer) -> CommandTask:
 
 def process_manager_task(settings: Settings, name: str) -> ProcessManagerTask:
     """A process manager of the domain: events in, commands out, exactly-once."""
+    tracing.configure(settings.observability, f"cqrs-process-manager-{name}")
     domain = load_domain(settings.domain)
     manager = domain.process_manager(name)
     serde = _prepared_serde(settings, domain)

@@ -56,6 +56,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from core import tracing
 from core.errors import InvalidEventError, RegistryError, SerializationError, SinkError
 from core.metrics import (
     EVENTS_APPLIED,
@@ -73,6 +74,7 @@ from schemas.topics import event_topic_names
 from sinks.base import EventRecord, Partition, Sink
 from sinks.dead_letter import DeadLetterPublisher
 from sinks.policy import Backoff, BatchPolicy
+from sinks.tracing import BatchTracing
 
 log = logging.getLogger("cqrs.sinks.runner")
 T = TypeVar("T")
@@ -178,6 +180,12 @@ class SinkRunner:
         self._closing = False
         self._next_readiness = 0.0
         self._progress = _Progress()
+        tracer = tracing.tracer()
+        self._tracing = (
+            None
+            if tracer is None
+            else BatchTracing(tracer, self.projection, ", ".join(self.topics), self.group)
+        )
 
     # -- public ---------------------------------------------------------------------
 
@@ -271,6 +279,8 @@ class SinkRunner:
                 record = self._retrying("decode with the schema registry", self._decoder(message))
             if record is not None:
                 self.sink.add(record, partition[0], partition[1], offset)
+                if self._tracing is not None:
+                    self._tracing.note(message.headers())
             self._batch_records += 1
         except (SerializationError, InvalidEventError) as poison:
             self._dead_letter(message, partition, offset, poison)
@@ -327,6 +337,8 @@ class SinkRunner:
             return
         positions, records = dict(self._batch_positions), self._batch_records
         self._reset_batch()
+        if self._tracing is not None:
+            self._tracing.cut()
         future = self._writer.submit(self._write_snapshot, positions)
         self._inflight = _InFlight(future, positions, records, time.monotonic())
 
@@ -378,12 +390,21 @@ class SinkRunner:
 
     def _write_batch(self) -> None:
         self._dead_letters.flush()
-        self.sink.flush(self._batch_positions)
+        if self._tracing is None:
+            self.sink.flush(self._batch_positions)
+            return
+        self._tracing.cut()
+        with self._tracing.writing():
+            self.sink.flush(self._batch_positions)
 
     def _write_snapshot(self, positions: dict[Partition, int]) -> None:
         """The writer thread's job: dead letters, then the sink's batch."""
         self._dead_letters.flush()
-        self.sink.flush(positions)
+        if self._tracing is None:
+            self.sink.flush(positions)
+            return
+        with self._tracing.writing():
+            self.sink.flush(positions)
 
     def _reset_batch(self) -> None:
         self._batch_positions.clear()

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from core import tracing
 from core.domain import load_domain
 from core.observability import Health, beat_interval, start_observability_server
 from core.settings import Settings
@@ -54,6 +55,8 @@ def run_sinks(settings: Settings, projections: Sequence[str]) -> None:
     """Run the sinks of ``projections`` in this process until stopped; raises if one fails."""
     for name in projections:
         registry.projection(name, settings)  # unknown names fail before anything starts
+    service = f"cqrs-sink-{projections[0]}" if len(projections) == 1 else "cqrs-sinks"
+    tracing.configure(settings.observability, service)
     health = Health.for_settings(settings)
     server = start_observability_server(settings, health)
     try:

@@ -10,6 +10,7 @@ remembers it). An accepted command's answer carries a consistency token.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +18,14 @@ from confluent_kafka import IsolationLevel, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
+from core import tracing
 from core.domain import load_domain
 from core.errors import JsonValueError, SerializationError, UnknownCommandError
 from core.settings import Settings
 from cqrs.client import CommandClient, CommandResult
 from cqrs.query.consistency import ConsistencyToken
 from cqrs.query.problems import Problem, bad_parameter, not_found
+from cqrs.tracing import GatewayTracing
 from processors.partitioning import partition_for
 from schemas.catalog import SchemaCatalog
 from schemas.json_values import from_json
@@ -121,6 +124,8 @@ class Gateway:
         }
         self._first_events = self._prefix + domain.event_topics[0]
         self._partitions: int | None = None
+        tracer = tracing.tracer()
+        self._tracing = None if tracer is None else GatewayTracing(tracer)
 
     def close(self) -> None:
         self._client.close()
@@ -147,9 +152,23 @@ class Gateway:
             raise bad_parameter(_payload_path(error.path), error.reason) from None
 
     async def send(
+        self,
+        request: CommandRequest,
+        *,
+        wait: bool,
+        timeout_s: float,
+        http_headers: Mapping[str, str] | None = None,
+    ) -> CommandResult | str:
+        """The command's result, or (``wait`` false) its command id once it is durable;
+        traced as a child of the caller's ``traceparent`` in ``http_headers``, if any."""
+        if self._tracing is None:
+            return await self._send(request, wait=wait, timeout_s=timeout_s)
+        with self._tracing.request(request.command, http_headers or {}):
+            return await self._send(request, wait=wait, timeout_s=timeout_s)
+
+    async def _send(
         self, request: CommandRequest, *, wait: bool, timeout_s: float
     ) -> CommandResult | str:
-        """The command's result, or (``wait`` false) its command id once it is durable."""
         payload = self.payload_of(request)
         options: dict[str, Any] = {
             "expected_version": request.expected_version,

@@ -46,7 +46,10 @@ async def post_command(request: Request) -> Response:
         raise bad_parameter("body", f"not JSON: {error}") from None
     parsed = parse_request(command, document, request.headers.get("idempotency-key"))
     answer = await service.gateway.send(
-        parsed, wait=wait == "true", timeout_s=service.settings.query.command_timeout_s
+        parsed,
+        wait=wait == "true",
+        timeout_s=service.settings.query.command_timeout_s,
+        http_headers=request.headers,
     )
     if isinstance(answer, str):
         location = f"/command-results/{answer}"

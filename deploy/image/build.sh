@@ -31,10 +31,10 @@ case "$step" in
         # Offline: exactly the wheels of the builder stage. Byte code is compiled
         # now, so the read-only root filesystem never needs a write at run time.
         "$venv/bin/pip" install --quiet --no-index --find-links "$wheels" --compile \
-            "cqrs-pipeline"
+            "cqrs-pipeline[tracing]"
         "$venv/bin/pip" uninstall --quiet --yes pip setuptools wheel >/dev/null 2>&1 || true
         "$venv/bin/cqrs" --help >/dev/null
-        "$venv/bin/python" -c "import confluent_kafka, fastavro, orjson, psycopg"
+        "$venv/bin/python" -c "import confluent_kafka, fastavro, orjson, psycopg, opentelemetry.sdk"
         echo "installed cqrs-pipeline into $venv"
         ;;
     *)
