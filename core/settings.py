@@ -234,6 +234,14 @@ class ProcessorSettings(_Section):
         description="How often the exactly-once transaction commits; results become "
         "visible at commit, so this bounds command latency.",
     )
+    early_commit_s: float = Field(
+        default=0.01,
+        ge=0,
+        description="A worker that has caught up with its input (nothing more waiting) "
+        "commits once its transaction is this old instead of waiting out "
+        "commit_interval_s, so a light load waits for one commit, not for the interval; "
+        "a backlog still commits whole batches at the interval. 0: never early.",
+    )
     dedup_window: int = Field(
         default=1000,
         ge=1,

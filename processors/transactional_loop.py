@@ -63,6 +63,7 @@ from core.settings import KafkaConfig
 from processors.bounded_call import call_within
 from processors.changelog import ChangelogRestore
 from processors.commit_outcome import Outcome, committed_offsets, judge
+from processors.commit_policy import CommitPolicy
 from processors.departed import DepartedMembers, Departures
 from processors.local_store import LocalStore
 from processors.standby import StandbyFollower
@@ -89,6 +90,9 @@ class LoopSettings:
     transactional_id: str
     exactly_once: bool = True
     commit_interval_s: float = 0.05
+    # Caught up with the input (nothing more waiting), a transaction commits once it is
+    # this old instead of waiting out the interval; 0: never early.
+    early_commit_s: float = 0.0
     transaction_timeout_s: float = 10.0
     session_timeout_s: float = 10.0
     group_instance_id: str | None = None  # a static member's stable name (KIP-345)
@@ -105,6 +109,7 @@ class TransactionalLoop:
         standby: StandbyFollower | None = None,
     ) -> None:
         self._task, self._settings, self._health = task, settings, health or Health()
+        self._policy = CommitPolicy(settings.commit_interval_s, settings.early_commit_s)
         self._standby = standby if task.state else None
         self._state = PartitionedState()
         self._store = store if task.state else None
@@ -242,8 +247,9 @@ class TransactionalLoop:
                 self._advance_restores()
                 if self._standby is not None:
                     self._standby.step()
-                self._process(self._fetch())
-                if self._due():
+                messages = self._fetch()
+                self._process(messages)
+                if self._due(caught_up=len(messages) < BATCH_MAX):
                     self._checkpoint()
             if self._in_transaction:
                 self._checkpoint()
@@ -276,13 +282,11 @@ class TransactionalLoop:
             return 0.0
         if not self._in_transaction:
             return 0.1
-        left = self._opened_at + self._settings.commit_interval_s - time.monotonic()
-        return max(0.0, min(0.1, left))
+        return min(0.1, self._policy.wait_s(time.monotonic() - self._opened_at))
 
-    def _due(self) -> bool:
-        return self._in_transaction and (
-            time.monotonic() - self._opened_at >= self._settings.commit_interval_s
-        )
+    def _due(self, *, caught_up: bool) -> bool:
+        age = time.monotonic() - self._opened_at
+        return self._in_transaction and self._policy.due(age, caught_up=caught_up)
 
     def _process(self, messages: list[Message]) -> None:
         task, state, owned, source = self._task, self._state, self._owned, self._source

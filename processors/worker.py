@@ -138,6 +138,7 @@ def run(task: Task, settings: Settings, group_id: str) -> None:
             transactional_id=claim.transactional_id,
             exactly_once=processor.processing_guarantee == "exactly_once",
             commit_interval_s=processor.commit_interval_s,
+            early_commit_s=processor.early_commit_s,
             transaction_timeout_s=processor.transaction_timeout_s,
             session_timeout_s=processor.session_timeout_s,
             group_instance_id=claim.transactional_id if processor.static_membership else None,
