@@ -159,6 +159,14 @@ STATUSES: dict[tuple[str, str], Status] = {
     ("docs/new-domain.md", "export PYTHONPATH=$PWD"): Status("executed", GUIDE),
     ("docs/new-domain.md", "cqrs sink run tickets &"): Status("executed", GUIDE),
     ("docs/new-domain.md", "cqrs deploy values"): Status("executed", GUIDE),
+    ("docs/observability.md", '{"time"'): Status(
+        "checked", f"{UNIT}::test_the_librdkafka_json_record_is_what_the_formatter_writes"
+    ),
+    ("docs/observability.md", "export CQRS_OBSERVABILITY__TRACING=otlp"): Status(
+        "checked",
+        f"{UNIT}::test_the_tracing_exports_are_settings_the_product_reads",
+        "an OpenTelemetry collector",
+    ),
     ("docs/observability.md", "$ cqrs lag"): Status(
         "executed", f"{RUN}::test_lag_prints_the_columns_shown"
     ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib
 import json
+import logging
 import re
 import shlex
 import tomllib
@@ -19,6 +20,7 @@ import pytest
 import typer
 import yaml
 
+from core.logs import JsonFormatter
 from core.settings import Settings, load_settings
 from cqrs.cli import app
 from tests.doc_blocks import (
@@ -163,6 +165,30 @@ def test_the_example_toml_file_loads_into_the_settings(
         "SCRAM-SHA-512",
     )
     assert loaded.postgres.host == "read-models.internal"
+
+
+def test_the_librdkafka_json_record_is_what_the_formatter_writes() -> None:
+    shown = json.loads(block("docs/observability.md", '{"time"').text)
+    record = logging.LogRecord(shown["logger"], logging.ERROR, __file__, 1, "%s", (), None)
+    record.msg, record.args = "%s", (shown["message"],)
+    record.__dict__.update(kafka_facility="FAIL", kafka_client="cqrs#producer-1")
+    written = json.loads(JsonFormatter().format(record))
+    assert set(written) == set(shown)
+    assert {k: written[k] for k in ("level", "logger", "message", "kafka_facility")} == {
+        k: shown[k] for k in ("level", "logger", "message", "kafka_facility")
+    }
+
+
+def test_the_tracing_exports_are_settings_the_product_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for command in shell_commands(block("docs/observability.md", "export CQRS_OBSERVABILITY")):
+        for assignment in shlex.split(command.removeprefix("export ")):
+            name, _, value = assignment.partition("=")
+            assert name.startswith(("CQRS_", "OTEL_")), name
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CQRS_CONFIG_FILE", raising=False)
+    assert load_settings().observability.tracing == "otlp"
 
 
 def test_the_upcaster_example_upcasts() -> None:
