@@ -15,11 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from core import tracing
 from core.settings import Settings
 from cqrs.client import CommandClient
 from tests.integration.pipeline import Pipeline, wait_until
@@ -61,18 +58,6 @@ def traced(
         drop_read_models(settings)
 
 
-@pytest.fixture
-def client_spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.install(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.install(None)
-
-
 def spans_of(traces: Path, trace_id: str) -> list[dict[str, Any]]:
     if not traces.exists():
         return []
@@ -81,7 +66,7 @@ def spans_of(traces: Path, trace_id: str) -> list[dict[str, Any]]:
 
 
 def test_one_trace_links_the_send_the_decision_and_the_sink_write(
-    traced: tuple[Pipeline, Path], client_spans: InMemorySpanExporter
+    traced: tuple[Pipeline, Path], spans: InMemorySpanExporter
 ) -> None:
     pipeline, traces = traced
     sku, correlation = f"sku-{uuid.uuid4().hex[:6]}", f"corr-{uuid.uuid4().hex[:6]}"
@@ -92,17 +77,17 @@ def test_one_trace_links_the_send_the_decision_and_the_sink_write(
         assert result.accepted
         assert client.wait_for_projection(PROJECTION, sku, 1, timeout_s=60) >= 1
 
-    (send,) = client_spans.get_finished_spans()
+    (send,) = spans.get_finished_spans()
     assert send.name == "cqrs.client.send RegisterItem"
     trace_id = f"{send.context.trace_id:032x}"
 
     def decision_and_write() -> list[dict[str, Any]]:
-        spans = spans_of(traces, trace_id)
-        return spans if {s["service"] for s in spans} >= {"cqrs-worker", SINK} else []
+        found = spans_of(traces, trace_id)
+        return found if {s["service"] for s in found} >= {"cqrs-worker", SINK} else []
 
-    spans = wait_until(decision_and_write, 30, "the worker's and the sink's spans")
-    (decide,) = [s for s in spans if s["service"] == "cqrs-worker"]
-    (write,) = [s for s in spans if s["service"] == SINK]
+    written = wait_until(decision_and_write, 30, "the worker's and the sink's spans")
+    (decide,) = [s for s in written if s["service"] == "cqrs-worker"]
+    (write,) = [s for s in written if s["service"] == SINK]
 
     assert decide["name"] == "cqrs.worker.decide RegisterItem"
     assert decide["kind"] == "CONSUMER"

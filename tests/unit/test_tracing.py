@@ -4,7 +4,6 @@ batch span, the file exporter, and nothing at all while tracing is off."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,18 +35,6 @@ TOPICS = {
     "command-results": "command-results",
     "commands-dlq": "commands-dlq",
 }
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.install(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.install(None)
 
 
 class StubProcessor:
