@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from core.errors import CallOverranError
+from core.kafka_fetch import available
 from core.metrics import TRANSACTION_COMMIT_SECONDS
 from core.observability import WORKER_READY, Health
 from core.settings import KafkaConfig
@@ -269,13 +270,7 @@ class TransactionalLoop:
 
         ``consume(n, timeout)`` waits for ``n`` records or the timeout, which would hold a
         lone command for the whole timeout before its transaction even begins."""
-        consumer = self._consumer
-        messages = consumer.consume(BATCH_MAX, 0)
-        if not messages:
-            messages = consumer.consume(1, self._poll_timeout())
-            if messages:
-                messages += consumer.consume(BATCH_MAX - 1, 0)
-        return messages
+        return available(self._consumer, BATCH_MAX, self._poll_timeout())
 
     def _poll_timeout(self) -> float:
         if self._restore is not None and self._restore.restoring:

@@ -58,6 +58,7 @@ from confluent_kafka import (
 
 from core import tracing
 from core.errors import InvalidEventError, RegistryError, SerializationError, SinkError
+from core.kafka_fetch import available
 from core.metrics import (
     EVENTS_APPLIED,
     PROJECTION_POSITION,
@@ -250,7 +251,11 @@ class SinkRunner:
             if self._held:
                 messages = [self._held.popleft() for _ in range(len(self._held))]
             else:
-                messages = self._fetch(consumer, now)
+                messages = available(
+                    consumer,
+                    self._policy.room(self._batch_records),
+                    self._policy.poll_timeout(self._batch_started, now),
+                )
             for message in messages:
                 self._handle(message)
             self._settle(block=False)
@@ -258,21 +263,6 @@ class SinkRunner:
                 self._flush()
             self._update_readiness()
             self._progress.maybe_log(self.projection, self._next)
-
-    def _fetch(self, consumer: Consumer, now: float) -> list[Message]:
-        """What the consumer holds, up to the batch's room; else wait for one record only.
-
-        ``consume(n, timeout)`` returns only once it has ``n`` records or the timeout
-        passed, so asking for a whole batch would hold a lone event for the idle poll
-        (0.5 s) before its batch even began, and a read-your-write with it."""
-        room = self._policy.room(self._batch_records)
-        messages = consumer.consume(room, 0)
-        if messages:
-            return messages
-        messages = consumer.consume(1, self._policy.poll_timeout(self._batch_started, now))
-        if messages and room > 1:
-            messages += consumer.consume(room - 1, 0)
-        return messages
 
     def _handle(self, message: Message) -> None:
         error = message.error()

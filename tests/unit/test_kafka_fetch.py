@@ -1,19 +1,12 @@
-"""The sink's fetch: a lone event is handed on at once, a backlog in whole batches."""
+"""Fetching for the worker's loop and the sinks: a lone record at once, a backlog in batches."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 from confluent_kafka import Consumer
 
-from core.settings import Settings
-from sinks.policy import BatchPolicy
-from sinks.runner import SinkRunner
-
-
-class _Sink:
-    projection = "p"
-    concurrent_flush = False
+from core.kafka_fetch import available
 
 
 class _Consumer:
@@ -32,25 +25,20 @@ class _Consumer:
         return [object()] * taken
 
 
-def _runner() -> SinkRunner:
-    return SinkRunner(
-        cast(Any, _Sink()),
-        Settings(),
-        cast(Any, None),
-        dead_letters=cast(Any, object()),
-        policy=BatchPolicy(500, 0.05),
-    )
-
-
 def test_a_backlog_is_taken_in_one_call_without_waiting() -> None:
     consumer = _Consumer(waiting=800)
-    assert len(_runner()._fetch(cast(Consumer, consumer), 0.0)) == 500
+    assert len(available(cast(Consumer, consumer), 500, 0.5)) == 500
     assert consumer.calls == [(500, 0)]
 
 
 def test_when_nothing_waits_the_fetch_blocks_for_one_record_only() -> None:
     consumer = _Consumer(waiting=0, arrives=3)
-    assert len(_runner()._fetch(cast(Consumer, consumer), 0.0)) == 3
+    assert len(available(cast(Consumer, consumer), 500, 0.5)) == 3
     # Asking librdkafka for a whole batch would block until 500 records or the timeout.
-    assert [num for num, _ in consumer.calls] == [500, 1, 499]
-    assert consumer.calls[1][1] > 0 and consumer.calls[2][1] == 0
+    assert consumer.calls == [(500, 0), (1, 0.5), (499, 0)]
+
+
+def test_a_room_of_one_asks_for_nothing_more() -> None:
+    consumer = _Consumer(waiting=0, arrives=3)
+    assert len(available(cast(Consumer, consumer), 1, 0.5)) == 1
+    assert consumer.calls == [(1, 0), (1, 0.5)]
